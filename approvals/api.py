@@ -1,0 +1,244 @@
+"""The agent API: JSON over HTTP, token in `Authorization: Bearer`.
+
+Schema served at /api/v1/openapi.json, browsable at /api/v1/docs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db.models import Count
+from django.shortcuts import get_object_or_404
+from ninja import Field, NinjaAPI, Schema
+from ninja.errors import AuthenticationError, ValidationError
+from ninja.security import HttpBearer
+from pydantic import ConfigDict, StrictFloat, StrictInt
+
+from .intake import Proposal, ProposalError, propose
+from .models import Agent, Change, Run, hash_token
+
+
+class AgentToken(HttpBearer):
+    def authenticate(self, request, token):
+        agent = Agent.objects.filter(token_hash=hash_token(token), is_active=True).first()
+        if agent is not None:
+            request.agent = agent
+        return agent
+
+
+api = NinjaAPI(
+    title="Countersign agent API",
+    version="1",
+    description="Agents propose changes; rules route them; people review; workers apply.",
+    auth=AgentToken(),
+    urls_namespace="api",
+)
+
+
+# Schemas -------------------------------------------------------------------------
+
+
+class Error(Schema):
+    detail: str | list[dict[str, Any]]
+
+
+class RecordIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+    id: StrictInt
+    expected: dict[str, Any] = Field(default_factory=dict, description="Field values the agent saw before proposing")
+
+
+class ChangeIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+    operation_id: str = Field(min_length=1, max_length=200, description="Idempotency key, unique per agent")
+    record_type: str = Field(min_length=1, max_length=50, examples=["ticket"])
+    operation: Literal["update", "create", "soft_delete"] = "update"
+    records: list[RecordIn] = Field(default_factory=list, max_length=1000)
+    values: dict[str, Any] = Field(default_factory=dict, description="Proposed field values")
+    risk: StrictFloat = Field(ge=0, le=1)
+    confidence: StrictFloat = Field(ge=0, le=1)
+    reasoning: str = Field(default="", max_length=20000)
+
+
+class SingleChangeIn(ChangeIn):
+    workflow: str = Field(min_length=1, max_length=100)
+    run: str = Field(min_length=1, max_length=200, description="The agent's run id; the run is created on first use")
+
+
+class BatchIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+    workflow: str = Field(min_length=1, max_length=100)
+    run: str = Field(min_length=1, max_length=200)
+    changes: list[ChangeIn] = Field(min_length=1, max_length=settings.API_MAX_BATCH)
+
+
+class Links(Schema):
+    self: str
+    run: str
+    page: str
+
+
+class ChangeOut(Schema):
+    id: int
+    operation_id: str
+    run: str
+    status: str
+    status_label: str
+    decision: str
+    explanation: str
+    review_group: str
+    approvals_required: int
+    record_type: str
+    operation: str
+    record_ids: list[int]
+    values: dict[str, Any]
+    reject_reason: str
+    last_error: str
+    approver: str | None
+    links: Links
+
+
+class RunOut(Schema):
+    id: int
+    external_id: str
+    workflow: str
+    agent: str
+    started_at: str
+    finished_at: str | None
+    total: int
+    counts: dict[str, int]
+    links: dict[str, str]
+
+
+class BatchOut(Schema):
+    run: RunOut
+    changes: list[ChangeOut]
+
+
+def change_out(change: Change, run: Run, request) -> dict:
+    return {
+        "id": change.pk,
+        "operation_id": change.operation_id,
+        "run": run.external_id,
+        "status": change.status,
+        "status_label": Change.Status(change.status).label,
+        "decision": change.decision,
+        "explanation": change.decision_explanation,
+        "review_group": change.review_group,
+        "approvals_required": change.approvals_required,
+        "record_type": change.record_type,
+        "operation": change.operation,
+        "record_ids": change.record_ids,
+        "values": change.values,
+        "reject_reason": change.reject_reason,
+        "last_error": change.last_error,
+        "approver": change.approver.get_username() if change.approver_id else None,
+        "links": {
+            "self": request.build_absolute_uri(f"/api/v1/changes/{change.pk}"),
+            "run": request.build_absolute_uri(f"/api/v1/runs/{run.pk}"),
+            "page": request.build_absolute_uri(change.get_absolute_url()),
+        },
+    }
+
+
+def run_out(run: Run, request) -> dict:
+    counts = dict(run.changes.values_list("status").annotate(n=Count("id")).order_by())
+    return {
+        "id": run.pk,
+        "external_id": run.external_id,
+        "workflow": run.workflow.name,
+        "agent": str(run.agent),
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "total": sum(counts.values()),
+        "counts": counts,
+        "links": {
+            "self": request.build_absolute_uri(f"/api/v1/runs/{run.pk}"),
+            "page": request.build_absolute_uri(run.get_absolute_url()),
+        },
+    }
+
+
+ERRORS = {400: Error, 401: Error, 403: Error, 409: Error, 413: Error, 422: Error}
+
+
+# Endpoints -----------------------------------------------------------------------
+
+
+@api.post("/changes", response={200: ChangeOut, 201: ChangeOut, **ERRORS}, summary="Propose one change")
+def post_change(request, payload: SingleChangeIn):
+    """Propose one change into a run. Same operation id and body again: 200 with the change already stored."""
+    body = payload.model_dump()
+    run, stored = propose(
+        agent=request.agent,
+        workflow_name=body.pop("workflow"),
+        run_external_id=body.pop("run"),
+        proposals=[Proposal.from_dict(body)],
+        loc=[],
+    )
+    return (201 if stored[0].created else 200), change_out(stored[0].change, run, request)
+
+
+@api.post("/changes/batch", response={200: BatchOut, 201: BatchOut, **ERRORS}, summary="Propose up to 1,000 changes")
+def post_batch(request, payload: BatchIn):
+    """Propose many changes into a run in one request; all are stored, or none."""
+    body = payload.model_dump()
+    run, stored = propose(
+        agent=request.agent,
+        workflow_name=body["workflow"],
+        run_external_id=body["run"],
+        proposals=[Proposal.from_dict(item) for item in body["changes"]],
+        loc=["changes"],
+    )
+    created = any(s.created for s in stored)
+    return (201 if created else 200), {
+        "run": run_out(run, request),
+        "changes": [change_out(s.change, run, request) for s in stored],
+    }
+
+
+@api.get("/changes/{change_id}", response={200: ChangeOut, 401: Error, 404: Error}, summary="Read a change")
+def get_change(request, change_id: int):
+    """Status, decision and why, reviewer's reason, links."""
+    change = get_object_or_404(Change.objects.select_related("run", "approver"), pk=change_id, agent=request.agent)
+    return change_out(change, change.run, request)
+
+
+@api.get("/runs/{run_id}", response={200: RunOut, 401: Error, 404: Error}, summary="Read a run")
+def get_run(request, run_id: int):
+    """The run with its changes counted by status."""
+    run = get_object_or_404(Run.objects.select_related("workflow", "agent"), pk=run_id, agent=request.agent)
+    return run_out(run, request)
+
+
+# Errors --------------------------------------------------------------------------
+
+
+@api.exception_handler(ProposalError)
+def proposal_error(request, exc: ProposalError):
+    return api.create_response(request, {"detail": [{"loc": exc.loc, "msg": exc.message}]}, status=exc.status)
+
+
+@api.exception_handler(RequestDataTooBig)
+def too_big(request, exc):
+    limit = settings.API_MAX_BODY_BYTES
+    return api.create_response(
+        request, {"detail": f"Request body too large (limit {limit} bytes); send fewer changes per batch."}, status=413
+    )
+
+
+@api.exception_handler(AuthenticationError)
+def unauthorized(request, exc):
+    response = api.create_response(
+        request, {"detail": "Missing or unknown API token: send 'Authorization: Bearer <token>'."}, status=401
+    )
+    response["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+@api.exception_handler(ValidationError)
+def invalid(request, exc: ValidationError):
+    detail = [{"loc": list(e.get("loc", [])), "msg": e.get("msg", "invalid")} for e in exc.errors]
+    return api.create_response(request, {"detail": detail}, status=422)

@@ -1,0 +1,63 @@
+"""A small client for the Countersign agent API (standard library only; copy it into your agent).
+
+    client = Client("http://127.0.0.1:8000", token="cs_...")
+    change = client.propose(workflow="ticket-triage", run="r-118", operation_id="t-42-tag",
+                            record_type="ticket", records=[{"id": 42, "expected": {"tags": ""}}],
+                            values={"tags": "billing"}, risk=0.1, confidence=0.9, reasoning="...")
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+
+class ApiError(Exception):
+    """The API refused the request; `status` and `detail` say why."""
+
+    def __init__(self, status: int, detail: Any):
+        self.status = status
+        self.detail = detail
+        super().__init__(f"HTTP {status}: {detail}")
+
+
+class Client:
+    def __init__(self, base_url: str, *, token: str, timeout: float = 30):
+        self.base_url = base_url.rstrip("/") + "/api/v1"
+        self.token = token
+        self.timeout = timeout
+
+    def propose(self, *, workflow: str, run: str, **change: Any) -> dict:
+        """Propose one change; returns it (with its status and why)."""
+        return self._request("POST", "/changes", {"workflow": workflow, "run": run, **change})
+
+    def propose_batch(self, *, workflow: str, run: str, changes: list[dict]) -> dict:
+        """Propose up to 1,000 changes at once; all are stored or none."""
+        return self._request("POST", "/changes/batch", {"workflow": workflow, "run": run, "changes": changes})
+
+    def change(self, change_id: int) -> dict:
+        return self._request("GET", f"/changes/{change_id}")
+
+    def run(self, run_id: int) -> dict:
+        return self._request("GET", f"/runs/{run_id}")
+
+    def _request(self, method: str, path: str, body: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.base_url + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                detail = json.loads(raw).get("detail")
+            except ValueError:
+                detail = raw.decode(errors="replace")
+            raise ApiError(exc.code, detail) from None

@@ -1,0 +1,229 @@
+"""Intake: checking and storing the changes agents propose.
+
+Nothing is stored unless the whole request is valid. The operation id makes a
+proposal idempotent: the same id with the same body returns the change already
+stored; the same id with another body is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from undo import registry
+
+from . import lifecycle, rules
+from .models import Agent, Change, Run, Workflow
+
+
+class ProposalError(Exception):
+    """Bad input: `status` is the HTTP status, `loc` the path of the offending field."""
+
+    def __init__(self, status: int, loc: list, message: str):
+        self.status = status
+        self.loc = loc
+        self.message = message
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One proposed change as an agent sent it (already shape-checked by the API schema)."""
+
+    operation_id: str
+    record_type: str
+    operation: str
+    records: list[dict[str, Any]]
+    values: dict[str, Any]
+    risk: float
+    confidence: float
+    reasoning: str
+
+    @classmethod
+    def from_dict(cls, item: dict) -> Proposal:
+        return cls(**{f: item[f] for f in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Stored:
+    change: Change
+    created: bool
+
+
+def propose(
+    *, agent: Agent, workflow_name: str, run_external_id: str, proposals: list[Proposal], loc: list
+) -> tuple[Run, list[Stored]]:
+    """Check, route and store proposals into a run (created on first use); enqueue what is approved.
+
+    `loc` is where the proposals sit in the request, for error messages.
+    Raises ProposalError (stores nothing) on the first problem found.
+    """
+    workflow = _workflow_for(agent, workflow_name)
+    checked = [
+        _check(agent, proposal, [*loc, i] if loc else [])
+        for i, proposal in enumerate(proposals)
+    ]
+    _check_records_exist(checked, proposals, loc)
+    hashes = [_body_hash(workflow_name, run_external_id, p) for p in proposals]
+    try:
+        return _store(agent, workflow, run_external_id, proposals, checked, hashes)
+    except IntegrityError:
+        # Another request stored the same operation id (or run) between our read
+        # and our insert (PostgreSQL; SQLite serialises writers). Read again.
+        return _store(agent, workflow, run_external_id, proposals, checked, hashes)
+
+
+def _workflow_for(agent: Agent, workflow_name: str) -> Workflow:
+    workflow = Workflow.objects.filter(name=workflow_name).first()
+    if workflow is None:
+        raise ProposalError(422, ["body", "workflow"], f"There is no workflow named {workflow_name!r}.")
+    if not agent.workflows.filter(pk=workflow.pk).exists():
+        raise ProposalError(403, ["body", "workflow"], f"Agent {agent} may not propose for workflow {workflow.name!r}.")
+    return workflow
+
+
+@dataclass(frozen=True)
+class _Checked:
+    values: dict[str, Any]
+    record_ids: list[int]
+    expected: dict[str, dict[str, Any]]
+
+
+def _check(agent: Agent, p: Proposal, loc: list) -> _Checked:
+    body = ["body", *loc]
+    try:
+        rtype = registry.get(p.record_type)
+    except KeyError:
+        known = ", ".join(r.name for r in registry.all_record_types())
+        raise ProposalError(422, [*body, "record_type"], f"Unknown record type {p.record_type!r} (known: {known}).") from None
+    if not agent.may_propose_for(p.record_type):
+        raise ProposalError(403, [*body, "record_type"], f"Agent {agent} may not propose changes to {rtype.label} records.")
+
+    try:
+        values = rtype.clean_values(p.values)
+    except registry.KeyedInvalid as exc:
+        raise ProposalError(422, [*body, "values", exc.key], f"{exc.key}: {exc}") from None
+
+    record_ids = [r["id"] for r in p.records]
+    if len(set(record_ids)) != len(record_ids):
+        raise ProposalError(422, [*body, "records"], "A record is listed twice.")
+    if p.operation == Change.Operation.CREATE:
+        if not rtype.creatable:
+            raise ProposalError(422, [*body, "operation"], f"Agents may not create {rtype.label} records.")
+        if record_ids:
+            raise ProposalError(422, [*body, "records"], "A create names no existing records.")
+        missing = [f for f in rtype.required_on_create if f not in values]
+        if missing:
+            raise ProposalError(422, [*body, "values", missing[0]], f"{missing[0]}: required to create a {rtype.label}.")
+        return _Checked(values, [], {})
+
+    if not record_ids:
+        raise ProposalError(422, [*body, "records"], f"Name at least one {rtype.label} record to {p.operation}.")
+    if p.operation == Change.Operation.SOFT_DELETE:
+        if not rtype.soft_deletable:
+            raise ProposalError(422, [*body, "operation"], f"{rtype.label} records cannot be deleted by agents.")
+        if values:
+            raise ProposalError(422, [*body, "values"], "A soft delete carries no values.")
+    elif not values:
+        raise ProposalError(422, [*body, "values"], "An update must change at least one field.")
+
+    expected = {}
+    for i, record in enumerate(p.records):
+        seen = record.get("expected") or {}
+        missing = [f for f in values if f not in seen]
+        if missing:
+            raise ProposalError(
+                422,
+                [*body, "records", i, "expected", missing[0]],
+                f"{missing[0]}: the value the agent saw before proposing is required (expected state).",
+            )
+        try:
+            expected[str(record["id"])] = rtype.clean_values(seen)
+        except registry.KeyedInvalid as exc:
+            raise ProposalError(422, [*body, "records", i, "expected", exc.key], f"{exc.key}: {exc}") from None
+    return _Checked(values, record_ids, expected)
+
+
+def _check_records_exist(checked: list[_Checked], proposals: list[Proposal], loc: list) -> None:
+    """One query per record type for the whole batch."""
+    wanted: dict[str, set[int]] = {}
+    for c, p in zip(checked, proposals):
+        wanted.setdefault(p.record_type, set()).update(c.record_ids)
+    for name, ids in wanted.items():
+        if not ids:
+            continue
+        found = set(registry.get(name).queryset().filter(pk__in=ids).values_list("pk", flat=True))
+        if found == ids:
+            continue
+        for i, (c, p) in enumerate(zip(checked, proposals)):
+            for j, pk in enumerate(c.record_ids):
+                if p.record_type == name and pk not in found:
+                    where = ["body", *loc, i] if loc else ["body"]
+                    raise ProposalError(422, [*where, "records", j, "id"], f"There is no {name} with id {pk}.")
+
+
+def _body_hash(workflow_name: str, run_external_id: str, p: Proposal) -> str:
+    body = {"workflow": workflow_name, "run": run_external_id, **p.__dict__}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _store(agent, workflow, run_external_id, proposals, checked, hashes) -> tuple[Run, list[Stored]]:
+    actor = lifecycle.Actor.of_agent(agent)
+    with transaction.atomic():
+        run, _ = Run.objects.get_or_create(workflow=workflow, external_id=run_external_id, defaults={"agent": agent})
+        if run.agent_id != agent.pk:
+            raise ProposalError(409, ["body", "run"], f"Run {run_external_id!r} belongs to another agent.")
+        existing = {
+            c.operation_id: c
+            for c in Change.objects.filter(agent=agent, operation_id__in=[p.operation_id for p in proposals])
+        }
+        fresh: dict[str, Change] = {}
+        results: list[tuple[str, bool]] = []
+        for p, c, body_hash in zip(proposals, checked, hashes):
+            known = existing.get(p.operation_id) or fresh.get(p.operation_id)
+            if known is not None:
+                if known.body_hash != body_hash:
+                    raise ProposalError(
+                        409,
+                        ["body", "operation_id"],
+                        f"Operation id {p.operation_id!r} was already used for a different change "
+                        f"(change {known.pk or 'in this batch'}); use a new operation id for a new change.",
+                    )
+                results.append((p.operation_id, known.operation_id in fresh))
+                continue
+            change = Change(
+                run=run,
+                workflow=workflow,
+                agent=agent,
+                operation_id=p.operation_id,
+                body_hash=body_hash,
+                record_type=p.record_type,
+                record_ids=c.record_ids,
+                operation=p.operation,
+                values=c.values,
+                expected=c.expected,
+                risk=p.risk,
+                confidence=p.confidence,
+                reasoning=p.reasoning,
+            )
+            routing = rules.route(change, workflow)
+            change.decision = routing.decision
+            change.review_group = routing.review_group
+            change.approvals_required = routing.approvals_required
+            change.decision_explanation = routing.explanation
+            fresh[p.operation_id] = change
+            results.append((p.operation_id, True))
+        if fresh:
+            lifecycle.admit(list(fresh.values()), actor=actor, paused=workflow.is_paused)
+            queued = [c.pk for c in fresh.values() if c.status == Change.Status.QUEUED]
+            if queued:
+                from .services import enqueue_apply
+
+                transaction.on_commit(partial(enqueue_apply, queued))
+    by_id = {**existing, **fresh}
+    return run, [Stored(by_id[op], created) for op, created in results]

@@ -1,0 +1,195 @@
+"""The lifecycle of a change: the only code that sets `Change.status`.
+
+Allowed moves are in `ALLOWED`. Every move is a compare-and-set on the current
+status (so two reviewers, or two workers, can never both move the same change)
+and writes an `Event` in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Iterable
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .models import Agent, Change, Event
+
+S = Change.Status
+
+ALLOWED: dict[str, frozenset[str]] = {
+    S.PROPOSED: frozenset({S.AUTO_APPROVED, S.PENDING_REVIEW, S.REFUSED}),
+    S.AUTO_APPROVED: frozenset({S.QUEUED, S.HELD}),
+    S.PENDING_REVIEW: frozenset({S.APPROVED, S.REJECTED}),
+    S.APPROVED: frozenset({S.QUEUED, S.HELD}),
+    S.HELD: frozenset({S.QUEUED}),
+    S.QUEUED: frozenset({S.APPLYING, S.HELD}),
+    S.APPLYING: frozenset({S.APPLIED, S.FAILED, S.CONFLICT, S.QUEUED}),
+    # A conflict goes back to a person: approve again (on the record as it is now) or reject.
+    S.CONFLICT: frozenset({S.APPROVED, S.REJECTED}),
+    S.APPLIED: frozenset({S.UNDONE}),
+    S.FAILED: frozenset({S.QUEUED}),
+    S.UNDONE: frozenset({S.QUEUED}),
+    S.REJECTED: frozenset(),
+    S.REFUSED: frozenset(),
+}
+
+# Where routing sends a fresh proposal, step by step.
+_ADMIT_PATHS = {
+    Change.Decision.AUTO_APPLY: (S.AUTO_APPROVED, S.QUEUED),
+    Change.Decision.REVIEW: (S.PENDING_REVIEW,),
+    Change.Decision.REFUSE: (S.REFUSED,),
+}
+
+
+class IllegalTransition(Exception):
+    """A move the lifecycle does not allow (a bug in the caller, or a stale page)."""
+
+
+class ChangeMoved(Exception):
+    """Someone else moved the change first; `current` is its status now."""
+
+    def __init__(self, change: Change, current: str):
+        self.change = change
+        self.current = current
+        super().__init__(
+            f"Change {change.pk} is already {S(current).label}; nothing was done."
+        )
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused a move: a person, an agent or the system. Only people may approve."""
+
+    label: str
+    user: AbstractBaseUser | None = None
+    agent: Agent | None = None
+
+    @classmethod
+    def person(cls, user) -> Actor:
+        return cls(label=user.get_username(), user=user)
+
+    @classmethod
+    def of_agent(cls, agent: Agent) -> Actor:
+        return cls(label=f"agent {agent}", agent=agent)
+
+    @classmethod
+    def system(cls, what: str) -> Actor:
+        return cls(label=f"system ({what})")
+
+
+def check(frm: str, to: str) -> None:
+    if to not in ALLOWED[frm]:
+        raise IllegalTransition(f"a change cannot go from {S(frm).label} to {S(to).label}")
+
+
+def _event(change: Change, frm: str, to: str, actor: Actor, reason: str, now) -> Event:
+    message = f"{actor.label}: change {change.pk} {S(frm).label} → {S(to).label}"
+    if reason:
+        message += f". {reason}"
+    return Event(
+        created_at=now,
+        kind=Event.Kind.CHANGE_STATUS,
+        workflow_id=change.workflow_id,
+        run_id=change.run_id,
+        change_id=change.pk,
+        actor=actor.user,
+        actor_label=actor.label,
+        from_status=frm,
+        to_status=to,
+        message=message,
+    )
+
+
+def transition(
+    change: Change, to: str, *, actor: Actor, reason: str = "", guard: dict | None = None, **fields
+) -> Change:
+    """Move `change` to `to`, saving `fields` with it, and write the event.
+
+    Raises IllegalTransition for a move the table forbids and ChangeMoved when the
+    change is no longer in the status (or `guard` values) the caller saw.
+    """
+    frm = change.status
+    check(frm, to)
+    now = timezone.now()
+    with transaction.atomic():
+        updated = Change.objects.filter(pk=change.pk, status=frm, **(guard or {})).update(
+            status=to, updated_at=now, **fields
+        )
+        if updated != 1:
+            current = Change.objects.filter(pk=change.pk).values_list("status", flat=True).first()
+            raise ChangeMoved(change, current or frm)
+        Event.objects.create(**_event_fields(_event(change, frm, to, actor, reason, now)))
+    change.status = to
+    change.updated_at = now
+    for name, value in fields.items():
+        setattr(change, name, value)
+    return change
+
+
+def _event_fields(event: Event) -> dict:
+    return {f.attname: getattr(event, f.attname) for f in Event._meta.concrete_fields if f.attname != "id"}
+
+
+def admit(changes: list[Change], *, actor: Actor, paused: bool, now=None) -> list[Change]:
+    """Store fresh proposals, already routed (`decision` set), in the status routing leads to.
+
+    A change to auto-apply goes on to `queued`, or to `held` when its workflow is paused.
+    Writes one event per step; returns the stored changes.
+    """
+    now = now or timezone.now()
+    events: list[tuple[Change, str, str, str]] = []
+    for change in changes:
+        path = list(_ADMIT_PATHS[change.decision])
+        if paused and path[-1] == S.QUEUED:
+            path[-1] = S.HELD
+        frm = S.PROPOSED
+        steps = []
+        for to in path:
+            check(frm, to)
+            steps.append((frm, to))
+            frm = to
+        change.status = frm
+        change.created_at = change.updated_at = now
+        if frm == S.QUEUED:
+            change.enqueued_at = now
+        events.extend((change, a, b, change.decision_explanation if i == 0 else "") for i, (a, b) in enumerate(steps))
+    with transaction.atomic():
+        Change.objects.bulk_create(changes)
+        Event.objects.bulk_create(_event(c, a, b, actor, reason, now) for c, a, b, reason in events)
+    return changes
+
+
+def claim(change_ids: Iterable[int], *, lease_seconds: int, actor: Actor) -> list[Change]:
+    """Claim queued changes for applying: queued → applying, one more attempt, a lease.
+
+    Only changes still queued are claimed, so two workers never claim the same one.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        queryset = Change.objects.filter(pk__in=list(change_ids), status=S.QUEUED)
+        if connection.features.has_select_for_update_skip_locked:
+            # PostgreSQL: rows another worker is claiming right now are skipped, not waited on.
+            queryset = queryset.select_for_update(skip_locked=True)
+        # SQLite: the IMMEDIATE transaction already holds the write lock, so the
+        # rows read here cannot be claimed by anyone else before the UPDATE below.
+        claimed = list(queryset.order_by("id"))
+        if not claimed:
+            return []
+        lease_until = now + timedelta(seconds=lease_seconds)
+        for change in claimed:
+            change.attempts += 1
+        Change.objects.filter(pk__in=[c.pk for c in claimed], status=S.QUEUED).update(
+            status=S.APPLYING, lease_until=lease_until, updated_at=now, attempts=F("attempts") + 1
+        )
+        Event.objects.bulk_create(
+            _event(c, S.QUEUED, S.APPLYING, actor, f"attempt {c.attempts}", now) for c in claimed
+        )
+    for change in claimed:
+        change.status = S.APPLYING
+        change.lease_until = lease_until
+        change.updated_at = now
+    return claimed

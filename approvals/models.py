@@ -1,0 +1,229 @@
+"""Workflows, agents, runs, changes and the audit trail.
+
+`Change.status` is written only by `approvals.lifecycle`; see that module for
+the allowed moves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+
+class Workflow(models.Model):
+    """A named automation ("refund-bot") with an owner, a state and its routing."""
+
+    class State(models.TextChoices):
+        RUNNING = "running", "running"
+        PAUSED = "paused", "paused"
+
+    name = models.SlugField(max_length=100, unique=True)
+    title = models.CharField(max_length=200, blank=True, default="")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(max_length=20, choices=State.choices, default=State.RUNNING)
+    # Placeholder routing (until the rule engine): risk at or above this goes to review.
+    review_threshold = models.FloatField(default=0.5)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.title or self.name
+
+    @property
+    def is_paused(self) -> bool:
+        return self.state == self.State.PAUSED
+
+
+def hash_token(token: str) -> str:
+    # Tokens are long random strings, so one SHA-256 is enough (no password stretching needed).
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Agent(models.Model):
+    """A program identity with an API token, allowed to propose for its workflows and record types."""
+
+    name = models.CharField(max_length=100)
+    version = models.CharField(max_length=50, default="1")
+    token_hash = models.CharField(max_length=64, unique=True)
+    token_prefix = models.CharField(max_length=12, default="", help_text="First characters, to recognise a token")
+    workflows = models.ManyToManyField(Workflow, related_name="agents", blank=True)
+    record_types = models.JSONField(default=list, blank=True, help_text="Record type names it may propose for")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "version"]
+        constraints = [models.UniqueConstraint(fields=["name", "version"], name="agent_name_version")]
+
+    def __str__(self):
+        return f"{self.name} v{self.version}"
+
+    def set_token(self, token: str | None = None) -> str:
+        """Give the agent a new token; returns it (only its hash is stored)."""
+        token = token or "cs_" + secrets.token_urlsafe(32)
+        self.token_hash = hash_token(token)
+        self.token_prefix = token[:10]
+        return token
+
+    def may_propose_for(self, record_type: str) -> bool:
+        return record_type in self.record_types
+
+
+class Run(models.Model):
+    """One execution of a workflow by an agent; groups its proposals."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="runs")
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="runs")
+    external_id = models.CharField(max_length=200)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "external_id"], name="run_external_id_per_workflow")
+        ]
+
+    def __str__(self):
+        return f"run {self.external_id}"
+
+    def get_absolute_url(self):
+        return reverse("run_detail", args=[self.pk])
+
+
+class Change(models.Model):
+    """One action an agent proposes on one or more records, applied and undone as one unit."""
+
+    class Status(models.TextChoices):
+        PROPOSED = "proposed", "proposed"
+        AUTO_APPROVED = "auto_approved", "auto-approved"
+        PENDING_REVIEW = "pending_review", "waiting for review"
+        APPROVED = "approved", "approved"
+        REJECTED = "rejected", "rejected"
+        REFUSED = "refused", "refused"
+        HELD = "held", "held (workflow paused)"
+        QUEUED = "queued", "queued"
+        APPLYING = "applying", "applying"
+        APPLIED = "applied", "applied"
+        FAILED = "failed", "failed"
+        CONFLICT = "conflict", "conflict (record changed)"
+        UNDONE = "undone", "undone"
+
+    class Operation(models.TextChoices):
+        UPDATE = "update", "update"
+        CREATE = "create", "create"
+        SOFT_DELETE = "soft_delete", "soft delete"
+
+    class Decision(models.TextChoices):
+        AUTO_APPLY = "auto_apply", "auto-apply"
+        REVIEW = "review", "review"
+        REFUSE = "refuse", "refuse"
+
+    run = models.ForeignKey(Run, on_delete=models.PROTECT, related_name="changes")
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="changes")
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="changes")
+    operation_id = models.CharField(max_length=200)
+    body_hash = models.CharField(max_length=64)
+
+    record_type = models.CharField(max_length=50)
+    record_ids = models.JSONField(default=list, blank=True)
+    operation = models.CharField(max_length=20, choices=Operation.choices, default=Operation.UPDATE)
+    values = models.JSONField(default=dict, blank=True)
+    expected = models.JSONField(default=dict, blank=True, help_text="Per record id: the values the agent saw")
+    risk = models.FloatField()
+    confidence = models.FloatField()
+    reasoning = models.TextField(blank=True, default="")
+
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PROPOSED)
+    decision = models.CharField(max_length=20, choices=Decision.choices, blank=True, default="")
+    decision_explanation = models.TextField(blank=True, default="")
+    review_group = models.CharField(max_length=100, blank=True, default="")
+    approvals_required = models.PositiveSmallIntegerField(default=1)
+    approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reject_reason = models.TextField(blank=True, default="")
+
+    # Applying: a claim is an attempt with a lease; the sweeper retries expired ones.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    applied_record_ids = models.JSONField(default=list, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-risk", "created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "operation_id"], name="change_operation_id_per_agent"),
+            models.CheckConstraint(condition=models.Q(risk__gte=0, risk__lte=1), name="change_risk_0_1"),
+            models.CheckConstraint(
+                condition=models.Q(confidence__gte=0, confidence__lte=1), name="change_confidence_0_1"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "review_group", "-risk", "created_at", "id"], name="change_queue"),
+            models.Index(fields=["status", "enqueued_at"], name="change_sweep"),
+            models.Index(fields=["run", "status"], name="change_run_status"),
+        ]
+
+    def __str__(self):
+        return f"change {self.pk} ({self.operation_id})"
+
+    def get_absolute_url(self):
+        return reverse("change_detail", args=[self.pk])
+
+
+class Event(models.Model):
+    """One append-only line of the audit trail, in plain language.
+
+    `actor` is the person who did it, if a person did; `actor_label` names whoever
+    did (a person, an agent, or the system) so the line reads on its own.
+    """
+
+    class Kind(models.TextChoices):
+        CHANGE_PROPOSED = "change.proposed"
+        CHANGE_STATUS = "change.status"
+        CHANGE_CONFLICT = "change.conflict"
+        CHANGE_FAILED = "change.failed"
+        RUN_STARTED = "run.started"
+        WORKFLOW = "workflow"
+        SYSTEM = "system"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    kind = models.CharField(max_length=40, choices=Kind.choices)
+    workflow = models.ForeignKey(Workflow, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    change = models.ForeignKey(Change, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=200)
+    from_status = models.CharField(max_length=20, blank=True, default="")
+    to_status = models.CharField(max_length=20, blank=True, default="")
+    message = models.TextField()
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return self.message
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("events are append-only")
+        super().save(*args, **kwargs)

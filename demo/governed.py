@@ -1,0 +1,59 @@
+"""Registers the demo domain with Countersign, as a user registers their own models."""
+
+from undo.registry import register
+
+from .models import Customer, Invoice, Refund, Ticket
+
+register(
+    Customer,
+    name="customer",
+    owner_group="support",
+    fields={
+        "name": "name",
+        "tier": "tier",
+        "billing_email": "billing email",
+        "status": "status",
+        "permission_level": "permission level",
+    },
+    describe=lambda c: f"{c.name} (customer #{c.pk})",
+    attributes=("tier", "status"),
+    irreversible_fields=("permission_level",),
+    creatable=False,
+)
+register(
+    Ticket,
+    name="ticket",
+    owner_group="support",
+    fields={
+        "customer": "customer",
+        "subject": "subject",
+        "status": "status",
+        "tags": "tags",
+        "internal_note": "internal note",
+    },
+    describe=lambda t: f"ticket #{t.pk} “{t.subject}” of {t.customer.name}",
+    attributes=("status",),
+    required_on_create=("customer", "subject"),
+    select_related=("customer",),
+)
+register(
+    Invoice,
+    name="invoice",
+    owner_group="finance",
+    fields={"amount": "amount", "status": "status"},
+    describe=lambda i: f"invoice #{i.pk} of {i.customer.name} ({i.amount})",
+    attributes=("status", "amount"),
+    creatable=False,
+    select_related=("customer",),
+)
+register(
+    Refund,
+    name="refund",
+    owner_group="finance",
+    fields={"invoice": "invoice", "amount": "amount", "status": "status"},
+    describe=lambda r: f"refund #{r.pk} of {r.amount} on invoice #{r.invoice_id}",
+    attributes=("status", "amount"),
+    # Money that left cannot be called back: issuing a refund always needs a person.
+    irreversible=True,
+    required_on_create=("invoice", "amount"),
+)

@@ -1,0 +1,147 @@
+"""Load the demo: records, groups, users, workflows and a demo agent. Safe to run twice."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from simple_history.utils import bulk_create_with_history
+
+from approvals.models import Agent, Workflow, hash_token
+from demo.models import Customer, Invoice, Refund, Ticket
+
+DEMO_PASSWORD = "countersign-demo"
+# username, groups, superuser, what they do
+USERS = [
+    ("admin", [], True, "admin: everything, incl. users, agents and tokens"),
+    ("operator", ["operators"], False, "operator: watches workflows, pauses, edits rules"),
+    ("reviewer", ["reviewers"], False, "reviewer: approves or rejects in every queue"),
+    ("finance", ["finance"], False, "finance owner: reviews and owns invoices and refunds"),
+    ("support", ["support"], False, "support owner: reviews and owns customers and tickets"),
+]
+WORKFLOWS = [
+    ("ticket-triage", "Ticket triage", "support", 0.5),
+    ("refund-bot", "Refund bot", "finance", 0.5),
+    ("account-sync", "Account sync", "support", 0.4),
+]
+
+PREFIXES = [
+    "Northwind", "Northwynd", "North Wind", "Northwest", "Contoso", "Contosso", "Fabrikam", "Globex",
+    "Globe X", "Initech", "Initek", "Umbrella", "Stark", "Wayne", "Acme", "Acme United", "Tyrell",
+    "Hooli", "Vandelay", "Cyberdyne", "Oceanic", "Pied Piper", "Wonka", "Gringott", "Blue Harbor",
+    "Bluewater", "Silver Birch", "Silverbirch", "Redwood", "Red Wood", "Evergreen", "Summit", "Pinnacle",
+]
+TRADES = ["Solar", "Logistics", "Foods", "Analytics", "Health", "Labs", "Retail", "Energy", "Media", "Capital",
+          "Freight", "Dental", "Robotics", "Textiles", "Brewing"]
+LEGAL = ["", "", " Ltd", " Inc.", " GmbH", " LLC", " & Co", " Holdings"]
+SUBJECTS = [
+    "Invoice shows the wrong amount", "Cannot log in after password reset", "Refund not received yet",
+    "Please update our billing email", "Charged twice this month", "Export to CSV fails",
+    "Need a copy of last invoice", "Upgrade to enterprise plan", "Delivery arrived damaged",
+    "Account suspended by mistake", "API rate limit too low", "Add a second admin user",
+    "VAT number missing on invoice", "Cancel my subscription", "Report is empty since Monday",
+    "Wrong currency on quote", "Password reset email never arrives", "Two accounts for one company",
+]
+TAGS = ["billing", "login", "refund", "bug", "sales", "shipping", "account", "urgent", "vat", "api"]
+
+
+class Command(BaseCommand):
+    help = "Load the demo records, groups, users, workflows and demo agent (idempotent)."
+
+    def handle(self, *args, **options):
+        with transaction.atomic():
+            made = self.records()
+            self.people()
+            token = self.agent()
+        self.stdout.write(f"Demo data: {made}")
+        self.stdout.write(f"Demo agent token: {token}")
+
+    def records(self) -> str:
+        if Customer.all_objects.exists():
+            return "records already loaded"
+        rng = random.Random(42)
+        names = set()
+        while len(names) < 520:
+            names.add(f"{rng.choice(PREFIXES)} {rng.choice(TRADES)}{rng.choice(LEGAL)}")
+        customers = []
+        for name in sorted(names):
+            domain = "".join(ch for ch in name.split(" ")[0].lower() if ch.isalnum()) + ".example"
+            customers.append(
+                Customer(
+                    name=name,
+                    tier=rng.choices(["standard", "vip", "enterprise"], weights=[80, 12, 8])[0],
+                    billing_email=f"{rng.choice(['ap', 'billing', 'accounts', 'finance'])}@{domain}",
+                    status=rng.choices(["active", "suspended", "closed"], weights=[92, 5, 3])[0],
+                    permission_level=rng.choices(["viewer", "editor", "admin"], weights=[60, 30, 10])[0],
+                )
+            )
+        reason = "demo data"
+        customers = bulk_create_with_history(customers, Customer, default_change_reason=reason)
+        customers = list(Customer.all_objects.order_by("id"))
+        tickets = [
+            Ticket(
+                customer=rng.choice(customers),
+                subject=rng.choice(SUBJECTS),
+                status=rng.choices(["open", "pending", "resolved", "closed"], weights=[45, 20, 25, 10])[0],
+                tags=" ".join(sorted(rng.sample(TAGS, rng.choice([0, 0, 1, 1, 2])))),
+                internal_note="",
+            )
+            for _ in range(2100)
+        ]
+        bulk_create_with_history(tickets, Ticket, default_change_reason=reason)
+        invoices = [
+            Invoice(
+                customer=rng.choice(customers),
+                amount=Decimal(rng.randrange(1500, 950000)) / 100,
+                status=rng.choices(["draft", "sent", "paid", "overdue", "void"], weights=[5, 30, 50, 12, 3])[0],
+            )
+            for _ in range(560)
+        ]
+        bulk_create_with_history(invoices, Invoice, default_change_reason=reason)
+        invoices = list(Invoice.all_objects.order_by("id"))
+        refunds = []
+        for invoice in rng.sample(invoices, 160):
+            refunds.append(
+                Refund(
+                    invoice=invoice,
+                    amount=(invoice.amount * Decimal(rng.choice([0.1, 0.25, 0.5, 1]))).quantize(Decimal("0.01")),
+                    status=rng.choices(["requested", "issued", "declined"], weights=[40, 45, 15])[0],
+                )
+            )
+        bulk_create_with_history(refunds, Refund, default_change_reason=reason)
+        return f"{len(customers)} customers, {len(tickets)} tickets, {len(invoices)} invoices, {len(refunds)} refunds"
+
+    def people(self) -> None:
+        for name in ("operators", "reviewers", "finance", "support"):
+            Group.objects.get_or_create(name=name)
+        for username, groups, superuser, _ in USERS:
+            user, created = User.objects.get_or_create(
+                username=username, defaults={"is_superuser": superuser, "is_staff": superuser}
+            )
+            if created:
+                user.set_password(DEMO_PASSWORD)
+                user.save()
+            user.groups.set(Group.objects.filter(name__in=groups))
+        for name, title, owner, threshold in WORKFLOWS:
+            Workflow.objects.get_or_create(
+                name=name,
+                defaults={"title": title, "owner": User.objects.get(username=owner), "review_threshold": threshold},
+            )
+
+    def agent(self) -> str:
+        """The demo agent's token is kept in var/ so every run prints the same one."""
+        path = settings.VAR_DIR / "demo_agent_token"
+        agent = Agent.objects.filter(name="demo-agent", version="1.0").first()
+        if agent is None:
+            agent = Agent(name="demo-agent", version="1.0", record_types=["customer", "ticket", "invoice", "refund"])
+        token = path.read_text().strip() if path.exists() else ""
+        if not token or agent.token_hash != hash_token(token):
+            token = agent.set_token()
+            path.write_text(token)
+        agent.save()
+        agent.workflows.set(Workflow.objects.all())
+        return token

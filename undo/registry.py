@@ -1,0 +1,259 @@
+"""The governed-record registry.
+
+A model becomes a *record type* by being registered here: its owner group, the
+fields agents may change, and how to say it and a change to it in plain words.
+Only registered models and fields can be targeted by a change. Registering also
+tracks the model with simple-history, with history rows tagged by
+`undo.models.GovernedHistory`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import simple_history
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.db import models
+from django.utils.dateparse import parse_datetime
+
+from .models import GovernedHistory
+
+SOFT_DELETE_FIELDS = ("deleted_at", "deleted_by", "deleted_reason")
+
+
+class InvalidValue(ValueError):
+    """A proposed value that does not fit its field; the message says why, in plain words."""
+
+
+@dataclass(frozen=True)
+class GovernedField:
+    name: str
+    label: str
+    model_field: models.Field
+    irreversible: bool = False
+
+
+@dataclass
+class RecordType:
+    name: str
+    model: type[models.Model]
+    owner_group: str
+    fields: dict[str, GovernedField]
+    label: str
+    describe_record: Callable[[models.Model], str]
+    attributes: tuple[str, ...] = ()
+    irreversible: bool = False
+    creatable: bool = True
+    required_on_create: tuple[str, ...] = ()
+    soft_deletable: bool = False
+    select_related: tuple[str, ...] = ()
+
+    # Reading -------------------------------------------------------------
+
+    def describe(self, instance: models.Model) -> str:
+        """The record in plain words: "Northwind Solar (customer #42)"."""
+        return self.describe_record(instance)
+
+    def display(self, field_name: str, value: Any) -> str:
+        """A stored (JSON) value as a person reads it."""
+        if value is None or value == "":
+            return "(empty)"
+        model_field = self.fields[field_name].model_field
+        if model_field.choices:
+            return str(dict(model_field.flatchoices).get(value, value))
+        if isinstance(model_field, models.BooleanField):
+            return "yes" if value else "no"
+        return str(value)
+
+    def current_values(self, instance: models.Model, names) -> dict[str, Any]:
+        """The record's current values of `names`, as JSON values."""
+        return {n: to_json(getattr(instance, self.fields[n].model_field.attname)) for n in names}
+
+    def describe_change(self, operation: str, instance: models.Model | None, values: dict[str, Any]) -> str:
+        """One proposed action on one record, as a sentence a reviewer can check."""
+        if operation == "create":
+            parts = ", ".join(f"{self.fields[n].label} {self.display(n, v)}" for n, v in values.items())
+            return f"Create a {self.label} with {parts}" if parts else f"Create a {self.label}"
+        record = self.describe(instance) if instance is not None else f"{self.label} (missing)"
+        if operation == "soft_delete":
+            return f"Delete {record} (soft delete: it can be restored)"
+        current = self.current_values(instance, values) if instance is not None else {}
+        parts = [
+            f"the {self.fields[n].label} of {record} from {self.display(n, current.get(n))} to {self.display(n, v)}"
+            if i == 0
+            else f"the {self.fields[n].label} from {self.display(n, current.get(n))} to {self.display(n, v)}"
+            for i, (n, v) in enumerate(values.items())
+        ]
+        return "Change " + (", and ".join(parts) if parts else f"nothing on {record}")
+
+    def touches_irreversible(self, field_names) -> bool:
+        return self.irreversible or any(self.fields[n].irreversible for n in field_names if n in self.fields)
+
+    def queryset(self):
+        """Every record, soft-deleted ones included (the apply path must see them all)."""
+        return self.model._base_manager.select_related(*self.select_related)
+
+    # Checking proposed values --------------------------------------------
+
+    def coerce(self, field_name: str, value: Any) -> Any:
+        """Turn a JSON value into the field's Python value, strictly; raise InvalidValue."""
+        if field_name not in self.fields:
+            raise InvalidValue(f"agents may not change '{field_name}' of a {self.label}")
+        return coerce(self.fields[field_name].model_field, value)
+
+    def clean_values(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Coerce every value and return them in canonical JSON form; raise KeyedInvalid."""
+        cleaned = {}
+        for name, value in values.items():
+            try:
+                cleaned[name] = to_json(self.coerce(name, value))
+            except InvalidValue as exc:
+                raise KeyedInvalid(name, str(exc)) from None
+        return cleaned
+
+
+class KeyedInvalid(InvalidValue):
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
+_registry: dict[str, RecordType] = {}
+
+
+def register(
+    model: type[models.Model],
+    *,
+    name: str,
+    owner_group: str,
+    fields: dict[str, str] | list[str],
+    describe: Callable[[models.Model], str],
+    label: str | None = None,
+    attributes: tuple[str, ...] = (),
+    irreversible: bool = False,
+    irreversible_fields: tuple[str, ...] = (),
+    creatable: bool = True,
+    required_on_create: tuple[str, ...] = (),
+    select_related: tuple[str, ...] = (),
+) -> RecordType:
+    """Govern `model`: agents may then propose changes to `fields` of its records."""
+    if name in _registry:
+        raise ImproperlyConfigured(f"record type {name!r} is registered twice")
+    labels = fields if isinstance(fields, dict) else {f: None for f in fields}
+    governed = {}
+    for field_name, field_label in labels.items():
+        model_field = model._meta.get_field(field_name)
+        governed[field_name] = GovernedField(
+            name=field_name,
+            label=field_label or str(model_field.verbose_name),
+            model_field=model_field,
+            irreversible=field_name in irreversible_fields,
+        )
+    field_names = {f.name for f in model._meta.fields}
+    record_type = RecordType(
+        name=name,
+        model=model,
+        owner_group=owner_group,
+        fields=governed,
+        label=label or str(model._meta.verbose_name),
+        describe_record=describe,
+        attributes=attributes,
+        irreversible=irreversible,
+        creatable=creatable,
+        required_on_create=required_on_create,
+        soft_deletable=all(f in field_names for f in SOFT_DELETE_FIELDS),
+        select_related=select_related,
+    )
+    if not hasattr(model, "history"):
+        simple_history.register(model, bases=[GovernedHistory])
+    _registry[name] = record_type
+    return record_type
+
+
+def get(name: str) -> RecordType:
+    """The record type called `name`; KeyError if none is registered."""
+    return _registry[name]
+
+
+def all_record_types() -> list[RecordType]:
+    return list(_registry.values())
+
+
+def for_model(model: type[models.Model]) -> RecordType | None:
+    for record_type in _registry.values():
+        if record_type.model is model:
+            return record_type
+    return None
+
+
+# Values ------------------------------------------------------------------
+
+
+def to_json(value: Any) -> Any:
+    """A Python field value in the JSON form changes store (decimals as strings)."""
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    return value
+
+
+def coerce(model_field: models.Field, value: Any) -> Any:
+    """Strict JSON → Python for one model field: a wrong type is an error, not a guess."""
+    if value is None:
+        if model_field.null:
+            return None
+        raise InvalidValue("may not be empty (null)")
+    if isinstance(model_field, models.BooleanField):
+        if not isinstance(value, bool):
+            raise InvalidValue("must be true or false")
+        result = value
+    elif isinstance(model_field, models.ForeignKey):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidValue("must be the id (an integer) of a record")
+        if not model_field.related_model._base_manager.filter(pk=value).exists():
+            raise InvalidValue(f"no {model_field.related_model._meta.verbose_name} has id {value}")
+        result = value
+    elif isinstance(model_field, (models.IntegerField, models.AutoField)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidValue("must be a whole number")
+        result = value
+    elif isinstance(model_field, models.DecimalField):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise InvalidValue("must be a number")
+        try:
+            result = decimal.Decimal(str(value))
+        except decimal.InvalidOperation:
+            raise InvalidValue("must be a number") from None
+        if not result.is_finite():
+            raise InvalidValue("must be a finite number")
+    elif isinstance(model_field, models.FloatField):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidValue("must be a number")
+        result = float(value)
+    elif isinstance(model_field, models.DateTimeField):
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+        if parsed is None:
+            raise InvalidValue("must be a date and time (ISO 8601)")
+        result = parsed
+    elif isinstance(model_field, (models.CharField, models.TextField)):
+        if not isinstance(value, str):
+            raise InvalidValue("must be text")
+        if value == "" and not model_field.blank:
+            raise InvalidValue("may not be empty")
+        result = value
+    else:
+        raise InvalidValue(f"fields of kind {type(model_field).__name__} cannot be changed by agents")
+    if model_field.choices and result not in {k for k, _ in model_field.flatchoices}:
+        allowed = ", ".join(str(k) for k, _ in model_field.flatchoices)
+        raise InvalidValue(f"must be one of: {allowed}")
+    try:
+        model_field.run_validators(result)
+    except ValidationError as exc:
+        raise InvalidValue(" ".join(exc.messages)) from None
+    if isinstance(result, decimal.Decimal):
+        result = result.quantize(decimal.Decimal(1).scaleb(-model_field.decimal_places))
+    return result
