@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db.models import Count
 from django.shortcuts import get_object_or_404
-from ninja import Field, NinjaAPI, Schema
+from ninja import Field, NinjaAPI, Schema, Status
 from ninja.errors import AuthenticationError, ValidationError
 from ninja.security import HttpBearer
 from pydantic import ConfigDict, StrictFloat, StrictInt
@@ -178,7 +178,7 @@ def post_change(request, payload: SingleChangeIn):
         proposals=[Proposal.from_dict(body)],
         loc=[],
     )
-    return (201 if stored[0].created else 200), change_out(stored[0].change, run, request)
+    return Status(201 if stored[0].created else 200, change_out(stored[0].change, run, request))
 
 
 @api.post("/changes/batch", response={200: BatchOut, 201: BatchOut, **ERRORS}, summary="Propose up to 1,000 changes")
@@ -193,10 +193,10 @@ def post_batch(request, payload: BatchIn):
         loc=["changes"],
     )
     created = any(s.created for s in stored)
-    return (201 if created else 200), {
-        "run": run_out(run, request),
-        "changes": [change_out(s.change, run, request) for s in stored],
-    }
+    return Status(
+        201 if created else 200,
+        {"run": run_out(run, request), "changes": [change_out(s.change, run, request) for s in stored]},
+    )
 
 
 @api.get("/changes/{change_id}", response={200: ChangeOut, 401: Error, 404: Error}, summary="Read a change")

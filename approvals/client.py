@@ -1,9 +1,9 @@
 """A small client for the Countersign agent API (standard library only; copy it into your agent).
 
-    client = Client("http://127.0.0.1:8000", token="cs_...")
-    change = client.propose(workflow="ticket-triage", run="r-118", operation_id="t-42-tag",
-                            record_type="ticket", records=[{"id": 42, "expected": {"tags": ""}}],
-                            values={"tags": "billing"}, risk=0.1, confidence=0.9, reasoning="...")
+client = Client("http://127.0.0.1:8000", token="cs_...")
+change = client.propose(workflow="ticket-triage", run="r-118", operation_id="t-42-tag",
+                        record_type="ticket", records=[{"id": 42, "expected": {"tags": ""}}],
+                        values={"tags": "billing"}, risk=0.1, confidence=0.9, reasoning="...")
 """
 
 from __future__ import annotations

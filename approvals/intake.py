@@ -64,10 +64,7 @@ def propose(
     Raises ProposalError (stores nothing) on the first problem found.
     """
     workflow = _workflow_for(agent, workflow_name)
-    checked = [
-        _check(agent, proposal, [*loc, i] if loc else [])
-        for i, proposal in enumerate(proposals)
-    ]
+    checked = [_check(agent, proposal, [*loc, i] if loc else []) for i, proposal in enumerate(proposals)]
     _check_records_exist(checked, proposals, loc)
     hashes = [_body_hash(workflow_name, run_external_id, p) for p in proposals]
     try:
@@ -100,9 +97,13 @@ def _check(agent: Agent, p: Proposal, loc: list) -> _Checked:
         rtype = registry.get(p.record_type)
     except KeyError:
         known = ", ".join(r.name for r in registry.all_record_types())
-        raise ProposalError(422, [*body, "record_type"], f"Unknown record type {p.record_type!r} (known: {known}).") from None
+        raise ProposalError(
+            422, [*body, "record_type"], f"Unknown record type {p.record_type!r} (known: {known})."
+        ) from None
     if not agent.may_propose_for(p.record_type):
-        raise ProposalError(403, [*body, "record_type"], f"Agent {agent} may not propose changes to {rtype.label} records.")
+        raise ProposalError(
+            403, [*body, "record_type"], f"Agent {agent} may not propose changes to {rtype.label} records."
+        )
 
     try:
         values = rtype.clean_values(p.values)
@@ -119,7 +120,9 @@ def _check(agent: Agent, p: Proposal, loc: list) -> _Checked:
             raise ProposalError(422, [*body, "records"], "A create names no existing records.")
         missing = [f for f in rtype.required_on_create if f not in values]
         if missing:
-            raise ProposalError(422, [*body, "values", missing[0]], f"{missing[0]}: required to create a {rtype.label}.")
+            raise ProposalError(
+                422, [*body, "values", missing[0]], f"{missing[0]}: required to create a {rtype.label}."
+            )
         return _Checked(values, [], {})
 
     if not record_ids:
@@ -152,7 +155,7 @@ def _check(agent: Agent, p: Proposal, loc: list) -> _Checked:
 def _check_records_exist(checked: list[_Checked], proposals: list[Proposal], loc: list) -> None:
     """One query per record type for the whole batch."""
     wanted: dict[str, set[int]] = {}
-    for c, p in zip(checked, proposals):
+    for c, p in zip(checked, proposals, strict=False):
         wanted.setdefault(p.record_type, set()).update(c.record_ids)
     for name, ids in wanted.items():
         if not ids:
@@ -160,7 +163,7 @@ def _check_records_exist(checked: list[_Checked], proposals: list[Proposal], loc
         found = set(registry.get(name).queryset().filter(pk__in=ids).values_list("pk", flat=True))
         if found == ids:
             continue
-        for i, (c, p) in enumerate(zip(checked, proposals)):
+        for i, (c, p) in enumerate(zip(checked, proposals, strict=False)):
             for j, pk in enumerate(c.record_ids):
                 if p.record_type == name and pk not in found:
                     where = ["body", *loc, i] if loc else ["body"]
@@ -184,7 +187,7 @@ def _store(agent, workflow, run_external_id, proposals, checked, hashes) -> tupl
         }
         fresh: dict[str, Change] = {}
         results: list[tuple[str, bool]] = []
-        for p, c, body_hash in zip(proposals, checked, hashes):
+        for p, c, body_hash in zip(proposals, checked, hashes, strict=False):
             known = existing.get(p.operation_id) or fresh.get(p.operation_id)
             if known is not None:
                 if known.body_hash != body_hash:

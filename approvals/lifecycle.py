@@ -7,9 +7,9 @@ and writes an `Event` in the same transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Iterable
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
@@ -55,9 +55,7 @@ class ChangeMoved(Exception):
     def __init__(self, change: Change, current: str):
         self.change = change
         self.current = current
-        super().__init__(
-            f"Change {change.pk} is already {S(current).label}; nothing was done."
-        )
+        super().__init__(f"Change {change.pk} is already {S(current).label}; nothing was done.")
 
 
 @dataclass(frozen=True)
@@ -185,9 +183,7 @@ def claim(change_ids: Iterable[int], *, lease_seconds: int, actor: Actor) -> lis
         Change.objects.filter(pk__in=[c.pk for c in claimed], status=S.QUEUED).update(
             status=S.APPLYING, lease_until=lease_until, updated_at=now, attempts=F("attempts") + 1
         )
-        Event.objects.bulk_create(
-            _event(c, S.QUEUED, S.APPLYING, actor, f"attempt {c.attempts}", now) for c in claimed
-        )
+        Event.objects.bulk_create(_event(c, S.QUEUED, S.APPLYING, actor, f"attempt {c.attempts}", now) for c in claimed)
     for change in claimed:
         change.status = S.APPLYING
         change.lease_until = lease_until

@@ -89,9 +89,7 @@ class Run(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
-        constraints = [
-            models.UniqueConstraint(fields=["workflow", "external_id"], name="run_external_id_per_workflow")
-        ]
+        constraints = [models.UniqueConstraint(fields=["workflow", "external_id"], name="run_external_id_per_workflow")]
 
     def __str__(self):
         return f"run {self.external_id}"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
 from functools import partial
-from typing import Iterable
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
@@ -172,7 +172,13 @@ def _retry_or_fail(change: Change, worker: Actor, error: str) -> str:
         lifecycle.transition(change, S.FAILED, actor=worker, reason=reason, lease_until=None, last_error=error)
         return "failed"
     lifecycle.transition(
-        change, S.QUEUED, actor=worker, reason=f"Will retry: {error}", lease_until=None, last_error=error, enqueued_at=None
+        change,
+        S.QUEUED,
+        actor=worker,
+        reason=f"Will retry: {error}",
+        lease_until=None,
+        last_error=error,
+        enqueued_at=None,
     )
     return "retry"
 

