@@ -171,10 +171,10 @@ def claim(change_ids: Iterable[int], *, lease_seconds: int, actor: Actor) -> lis
         queryset = Change.objects.filter(pk__in=list(change_ids), status=S.QUEUED)
         if connection.features.has_select_for_update_skip_locked:
             # PostgreSQL: rows another worker is claiming right now are skipped, not waited on.
-            queryset = queryset.select_for_update(skip_locked=True)
+            queryset = queryset.select_for_update(skip_locked=True, of=("self",))
         # SQLite: the IMMEDIATE transaction already holds the write lock, so the
         # rows read here cannot be claimed by anyone else before the UPDATE below.
-        claimed = list(queryset.order_by("id"))
+        claimed = list(queryset.select_related("agent", "approver", "workflow").order_by("id"))
         if not claimed:
             return []
         lease_until = now + timedelta(seconds=lease_seconds)

@@ -116,17 +116,23 @@ def apply_changes(*, change_ids: Iterable[int]) -> dict[str, int]:
     worker = Actor.system("worker")
     claimed = lifecycle.claim(change_ids, lease_seconds=settings.APPLY_LEASE_SECONDS, actor=worker)
     counts = {"applied": 0, "conflict": 0, "failed": 0, "retry": 0}
-    if not claimed:
-        return counts
-    changes = Change.objects.select_related("agent", "approver", "workflow").in_bulk([c.pk for c in claimed])
-    for claim in claimed:
-        change = changes[claim.pk]
-        change.status, change.attempts = claim.status, claim.attempts
+    for change in claimed:
         counts[_apply_one(change, worker)] += 1
     return counts
 
 
 def _apply_one(change: Change, worker: Actor) -> str:
+    try:
+        return _apply_or_explain(change, worker)
+    except lifecycle.ChangeMoved as exc:
+        # Our lease expired and another worker re-claimed the change: it is theirs now.
+        logger.info("change %s was taken over by another worker (now %s)", change.pk, exc.current)
+        return "retry"
+
+
+def _apply_or_explain(change: Change, worker: Actor) -> str:
+    # Every move is guarded by the attempt, so a worker whose claim was taken over can neither write nor judge.
+    mine = {"attempts": change.attempts}
     tags = Tags(change_id=change.pk, run_id=change.run_id, agent_id=change.agent_id, agent_label=str(change.agent))
     try:
         with transaction.atomic():
@@ -140,12 +146,11 @@ def _apply_one(change: Change, worker: Actor) -> str:
                 user=change.approver,
                 reason=f"change {change.pk} by {change.agent} (run {change.run_id})",
             )
-            # Guarded by the attempt: a worker whose lease expired and was re-claimed cannot also write.
             lifecycle.transition(
                 change,
                 S.APPLIED,
                 actor=worker,
-                guard={"attempts": change.attempts},
+                guard=mine,
                 applied_at=timezone.now(),
                 applied_record_ids=written,
                 lease_until=None,
@@ -153,29 +158,42 @@ def _apply_one(change: Change, worker: Actor) -> str:
             )
         return "applied"
     except ApplyConflict as exc:
-        lifecycle.transition(change, S.CONFLICT, actor=worker, reason=str(exc), lease_until=None, last_error=str(exc))
+        # Back to a person: the record type's owners, if routing had sent it to nobody.
+        group = change.review_group or registry.get(change.record_type).owner_group
+        lifecycle.transition(
+            change,
+            S.CONFLICT,
+            actor=worker,
+            reason=str(exc),
+            guard=mine,
+            lease_until=None,
+            last_error=str(exc),
+            review_group=group,
+        )
         return "conflict"
     except ApplyError as exc:
-        lifecycle.transition(change, S.FAILED, actor=worker, reason=str(exc), lease_until=None, last_error=str(exc))
+        lifecycle.transition(
+            change, S.FAILED, actor=worker, reason=str(exc), guard=mine, lease_until=None, last_error=str(exc)
+        )
         return "failed"
-    except lifecycle.ChangeMoved:
-        logger.info("change %s was taken over by another worker", change.pk)
-        return "retry"
     except DatabaseError as exc:
         logger.exception("database error applying change %s", change.pk)
-        return _retry_or_fail(change, worker, f"database error: {exc}")
+        return _retry_or_fail(change, worker, f"database error: {exc}", guard=mine)
 
 
-def _retry_or_fail(change: Change, worker: Actor, error: str) -> str:
+def _retry_or_fail(change: Change, worker: Actor, error: str, guard: dict | None = None) -> str:
     if change.attempts >= settings.APPLY_MAX_ATTEMPTS:
         reason = f"Gave up after {change.attempts} attempts. Last error: {error}"
-        lifecycle.transition(change, S.FAILED, actor=worker, reason=reason, lease_until=None, last_error=error)
+        lifecycle.transition(
+            change, S.FAILED, actor=worker, reason=reason, guard=guard, lease_until=None, last_error=error
+        )
         return "failed"
     lifecycle.transition(
         change,
         S.QUEUED,
         actor=worker,
         reason=f"Will retry: {error}",
+        guard=guard,
         lease_until=None,
         last_error=error,
         enqueued_at=None,
@@ -194,7 +212,12 @@ def sweep() -> dict[str, int]:
     expired = list(Change.objects.filter(status=S.APPLYING, lease_until__lt=now))
     for change in expired:
         try:
-            _retry_or_fail(change, sweeper, "the worker did not finish in time (lost or killed)")
+            _retry_or_fail(
+                change,
+                sweeper,
+                "the worker did not finish in time (lost or killed)",
+                guard={"attempts": change.attempts},
+            )
         except lifecycle.ChangeMoved as exc:
             logger.info("sweeper: change %s finished after all (%s)", change.pk, exc.current)
     stale = now - timedelta(seconds=settings.REQUEUE_AFTER_SECONDS)

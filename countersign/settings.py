@@ -168,6 +168,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", "600"),
     "socket_connect_timeout": 2,
     "socket_timeout": 5,
+    # Publishing: one quick retry, then give up (kombu's default waits ~6 s on a dead broker).
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
 }
 # An agent's POST must not hang when Redis is down: try once, the sweeper does the rest.
 CELERY_TASK_PUBLISH_RETRY = False
