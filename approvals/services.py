@@ -42,10 +42,17 @@ def can_review(user, change: Change) -> bool:
     return change.review_group in groups or "reviewers" in groups
 
 
-def approve_change(*, change: Change, user) -> Change:
-    """A person approves: the change is queued and a worker applies it."""
+def _check_reviewable(user, change: Change) -> None:
     if not can_review(user, change):
         raise NotAllowed(f"You are not in the {change.review_group or 'reviewers'} group that reviews this change.")
+    if change.status not in (S.PENDING_REVIEW, S.CONFLICT):
+        # Someone decided it between the page load and the click.
+        raise lifecycle.ChangeMoved(change, change.status)
+
+
+def approve_change(*, change: Change, user) -> Change:
+    """A person approves: the change is queued and a worker applies it."""
+    _check_reviewable(user, change)
     fields = {"approver": user, "decided_at": timezone.now()}
     reason = ""
     if change.status == S.CONFLICT:
@@ -60,8 +67,7 @@ def approve_change(*, change: Change, user) -> Change:
 
 def reject_change(*, change: Change, user, reason: str) -> Change:
     """A person rejects, with a reason the agent can read."""
-    if not can_review(user, change):
-        raise NotAllowed(f"You are not in the {change.review_group or 'reviewers'} group that reviews this change.")
+    _check_reviewable(user, change)
     reason = reason.strip()
     if not reason:
         raise NotAllowed("Say why you reject the change: the agent reads the reason.")

@@ -78,7 +78,7 @@ def _decide(request, change: Change, decide, done: str) -> HttpResponse:
     except services.NotAllowed as exc:
         messages.error(request, str(exc))
     except (ChangeMoved, IllegalTransition) as exc:
-        messages.warning(request, f"{exc} Someone else decided it first; this is its state now.")
+        messages.warning(request, f"{exc} Someone else decided it first.")
     next_url = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
         next_url = "review"

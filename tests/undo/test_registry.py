@@ -1,0 +1,79 @@
+"""The governed-record registry: only registered types and fields, strict values, plain words."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from demo.models import Customer, Ticket
+from undo import registry
+from undo.registry import InvalidValue
+
+
+def test_the_demo_record_types_are_registered_with_history():
+    assert {r.name for r in registry.all_record_types()} == {"customer", "ticket", "invoice", "refund"}
+    for rtype in registry.all_record_types():
+        history = rtype.model.history.model
+        assert {"cs_change_id", "cs_run_id", "cs_agent_id"} <= {f.name for f in history._meta.fields}
+        assert rtype.soft_deletable
+
+
+def test_only_registered_fields_can_be_targeted():
+    with pytest.raises(InvalidValue, match="may not change 'deleted_at'"):
+        registry.get("ticket").coerce("deleted_at", None)
+    with pytest.raises(KeyError):
+        registry.get("spaceship")
+
+
+@pytest.mark.parametrize(
+    "record_type, field, value, expected",
+    [
+        ("invoice", "amount", "10.5", Decimal("10.50")),
+        ("invoice", "amount", 10, Decimal("10.00")),
+        ("ticket", "status", "resolved", "resolved"),
+        ("ticket", "tags", "", ""),
+    ],
+)
+def test_it_coerces_json_values(record_type, field, value, expected):
+    assert registry.get(record_type).coerce(field, value) == expected
+
+
+@pytest.mark.parametrize(
+    "record_type, field, value, message",
+    [
+        ("invoice", "amount", "ten", "must be a number"),
+        ("invoice", "amount", True, "must be a number"),
+        ("invoice", "amount", "10.005", "decimal places"),
+        ("invoice", "amount", "NaN", "finite"),
+        ("ticket", "status", "exploded", "must be one of"),
+        ("ticket", "subject", 42, "must be text"),
+        ("ticket", "subject", "", "may not be empty"),
+        ("customer", "billing_email", "not-an-email", "valid email"),
+        ("customer", "tier", None, "may not be empty"),
+    ],
+)
+def test_it_refuses_values_that_do_not_fit(db, record_type, field, value, message):
+    with pytest.raises(InvalidValue, match=message):
+        registry.get(record_type).coerce(field, value)
+
+
+def test_a_foreign_key_must_name_an_existing_record(db):
+    with pytest.raises(InvalidValue, match="no customer has id 999"):
+        registry.get("ticket").coerce("customer", 999)
+
+
+def test_it_describes_a_change_in_plain_words(db):
+    customer = Customer.objects.create(name="Northwind Solar", billing_email="ap@northwind.example")
+    text = registry.get("customer").describe_change("update", customer, {"billing_email": "billing@northwind.example"})
+    assert text == (
+        f"Change the billing email of Northwind Solar (customer #{customer.pk}) "
+        "from ap@northwind.example to billing@northwind.example"
+    )
+    ticket = Ticket.objects.create(customer=customer, subject="Refund")
+    text = registry.get("ticket").describe_change("update", ticket, {"status": "resolved", "tags": "billing"})
+    assert text.endswith("from open to resolved, and the tags from (empty) to billing")
+    assert registry.get("ticket").describe_change("soft_delete", ticket, {}).startswith(f"Delete ticket #{ticket.pk}")
+    assert registry.get("customer").touches_irreversible(["permission_level"])
+    assert not registry.get("customer").touches_irreversible(["billing_email"])
+    assert registry.get("refund").touches_irreversible([])
