@@ -144,9 +144,7 @@ def celery_worker_process(redis_url, live_server, settings, transactional_db):
     from django.db import connection
 
     settings.CELERY_BROKER_URL = redis_url
-    from countersign.celery import app
-
-    app.conf.broker_url = redis_url
+    point_celery_at(redis_url)
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
@@ -185,7 +183,7 @@ def celery_worker_process(redis_url, live_server, settings, transactional_db):
     except subprocess.TimeoutExpired:
         process.kill()
     log.close()
-    app.conf.broker_url = "redis://127.0.0.1:9/0"
+    point_celery_at(CLOSED_BROKER)
 
 
 def wait_until(predicate, timeout: float = 20, interval: float = 0.1):
@@ -199,11 +197,20 @@ def wait_until(predicate, timeout: float = 20, interval: float = 0.1):
     pytest.fail(f"Gave up after {timeout} s waiting for {predicate.__doc__ or predicate}")
 
 
+CLOSED_BROKER = "redis://127.0.0.1:9/0"
+
+
+def point_celery_at(url: str) -> None:
+    """Send this process's tasks to `url`, dropping pooled connections to the old broker."""
+    from countersign.celery import app
+
+    app.conf.broker_url = url
+    app._after_fork()  # Celery's own reset of its connection and producer pools
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_broker():
     """Unit tests never reach a developer's running Redis: point Celery at a closed port.
     End-to-end tests point it at their own server (see celery_worker_process)."""
-    from countersign.celery import app
-
-    app.conf.broker_url = "redis://127.0.0.1:9/0"
+    point_celery_at(CLOSED_BROKER)
     yield
