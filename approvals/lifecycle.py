@@ -164,28 +164,27 @@ def admit(changes: list[Change], *, actor: Actor, paused: bool, now=None) -> lis
 def claim(change_ids: Iterable[int], *, lease_seconds: int, actor: Actor) -> list[Change]:
     """Claim queued changes for applying: queued → applying, one more attempt, a lease.
 
-    Only changes still queued are claimed, so two workers never claim the same one.
+    The claim is a conditional UPDATE on `status = queued`: of two workers given the
+    same ids, each change goes to exactly one of them (on any database).
     """
     now = timezone.now()
+    lease_until = now + timedelta(seconds=lease_seconds)
     with transaction.atomic():
-        queryset = Change.objects.filter(pk__in=list(change_ids), status=S.QUEUED)
+        candidates = Change.objects.filter(pk__in=list(change_ids), status=S.QUEUED)
         if connection.features.has_select_for_update_skip_locked:
             # PostgreSQL: rows another worker is claiming right now are skipped, not waited on.
-            queryset = queryset.select_for_update(skip_locked=True, of=("self",))
-        # SQLite: the IMMEDIATE transaction already holds the write lock, so the
-        # rows read here cannot be claimed by anyone else before the UPDATE below.
-        claimed = list(queryset.select_related("agent", "approver", "workflow").order_by("id"))
-        if not claimed:
+            candidates = candidates.select_for_update(skip_locked=True)
+        ids = list(candidates.values_list("pk", flat=True))
+        if not ids:
             return []
-        lease_until = now + timedelta(seconds=lease_seconds)
-        for change in claimed:
-            change.attempts += 1
-        Change.objects.filter(pk__in=[c.pk for c in claimed], status=S.QUEUED).update(
+        Change.objects.filter(pk__in=ids, status=S.QUEUED).update(
             status=S.APPLYING, lease_until=lease_until, updated_at=now, attempts=F("attempts") + 1
         )
+        # Ours are the rows this UPDATE moved: same status, same lease, same instant.
+        claimed = list(
+            Change.objects.filter(pk__in=ids, status=S.APPLYING, lease_until=lease_until, updated_at=now)
+            .select_related("agent", "approver", "workflow")
+            .order_by("id")
+        )
         Event.objects.bulk_create(_event(c, S.QUEUED, S.APPLYING, actor, f"attempt {c.attempts}", now) for c in claimed)
-    for change in claimed:
-        change.status = S.APPLYING
-        change.lease_until = lease_until
-        change.updated_at = now
     return claimed

@@ -102,3 +102,24 @@ def test_nothing_outside_the_lifecycle_assigns_a_status():
         if re.search(r"\b\w*change\w*\.status\s*=[^=]|\.update\([^)]*\bstatus\s*=", text):
             offenders.append(str(path.relative_to(root)))
     assert offenders == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_claiming_the_same_changes_split_them(make_change):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    ids = [make_change(S.QUEUED).pk for _ in range(100)]
+
+    def worker(name):
+        try:
+            return {c.pk for c in lifecycle.claim(ids, lease_seconds=60, actor=Actor.system(name))}
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first, second = pool.map(worker, ["worker 1", "worker 2"])
+    assert first | second == set(ids)
+    assert not first & second
+    assert Event.objects.filter(to_status=S.APPLYING).count() == 100
