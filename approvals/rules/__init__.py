@@ -1,0 +1,12 @@
+"""Routing rules: operators edit them in the browser; every proposal is routed by them.
+
+- `conditions`: the fields a condition reads, its operators, checking and compiling (no eval).
+- `ruleset`: rules as data; checking a rule set, plain-words read-back, what an edit changed.
+- `engine`: facts of a proposal, the active rules, `route()` (what intake calls).
+- `editing`: saving a new version, with its audit event.
+- `dry_run`: replaying recent proposals against draft rules.
+"""
+
+from .engine import ActiveRules, Routing, attributes_by_change, current_rules, latest_rule_set, route
+
+__all__ = ["ActiveRules", "Routing", "attributes_by_change", "current_rules", "latest_rule_set", "route"]
