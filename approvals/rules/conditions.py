@@ -19,7 +19,7 @@ import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from django.db import models
@@ -272,7 +272,7 @@ class Node:
     def reasons(self, facts: Facts) -> list[dict]:
         """The rows that made a matching condition match, with the values seen (call only when it matched)."""
         if self.row is not None:
-            return [reason(self.row, facts)]
+            return [reason(self.row, facts, self.test)]
         return [r for child in self.children if child.test(facts) for r in child.reasons(facts)]
 
 
@@ -310,13 +310,16 @@ def _always(facts: Facts) -> bool:
     return True
 
 
-_COMPARE = {
+# x > value is value < x: with the operands flipped, a partial of the C comparison needs no Python frame.
+_FLIPPED = {
     "eq": operator.eq,
     "ne": operator.ne,
-    "lt": operator.lt,
-    "lte": operator.le,
-    "gt": operator.gt,
-    "gte": operator.ge,
+    "lt": operator.gt,
+    "lte": operator.ge,
+    "gt": operator.lt,
+    "gte": operator.le,
+    "is": operator.eq,
+    "is_not": operator.ne,
 }
 
 
@@ -324,12 +327,9 @@ def compile_row(row: dict) -> Test:
     """One checked row as a closure over facts; facts missing → False."""
     key, op, value = row["field"], row["op"], row["value"]
     spec = catalogue()[key]
-    if spec.kind == NUMBER:
-        one = _number_test(_COMPARE[op], value)
-    elif spec.kind == SET:
+    if spec.kind == SET:
         return _set_test(key, op, frozenset(value))
-    else:
-        one = _text_test(op, value)
+    one = _predicate(op, value)
     if spec.many:
 
         def test_any_record(facts: Facts) -> bool:
@@ -347,18 +347,12 @@ def compile_row(row: dict) -> Test:
     return test
 
 
-def _number_test(compare, value) -> Callable[[Any], bool]:
-    return lambda x: compare(x, value)
-
-
-def _text_test(op: str, value) -> Callable[[Any], bool]:
-    if op == "is":
-        return lambda x: x == value
-    if op == "is_not":
-        return lambda x: x != value
+def _predicate(op: str, value) -> Callable[[Any], bool]:
+    """value ↦ bool for one number or text value."""
+    if op in _FLIPPED:
+        return partial(_FLIPPED[op], value)
     if op == "in":
-        allowed = frozenset(value)
-        return lambda x: x in allowed
+        return frozenset(value).__contains__
     if op == "not_in":
         refused = frozenset(value)
         return lambda x: x not in refused
@@ -380,13 +374,13 @@ def _set_test(key: str, op: str, value: frozenset) -> Test:
 # Plain words ---------------------------------------------------------------------
 
 
-def reason(row: dict, facts: Facts) -> dict:
+def reason(row: dict, facts: Facts, test: Test | None = None) -> dict:
     """A matching row with what was seen: {"field", "op", "expected", "actual", "text"}."""
     spec = catalogue()[row["field"]]
     op, expected = OPERATORS[row["op"]], row["value"]
     actual = facts.get(spec.key)
     if spec.many:
-        test = compile_row(row)
+        test = test or compile_row(row)
         actual = [x for x in actual if test({spec.key: (x,)})]
     if spec.kind == SET:
         actual = sorted(actual)

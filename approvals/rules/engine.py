@@ -143,7 +143,8 @@ def facts_of(change: Change, attributes: list[dict]) -> Facts:
         "agent": change.agent.name,
         "agent_version": change.agent.version,
         "workflow": change.workflow.name,
-        "hour": timezone.localtime(change.created_at).hour,
+        # The server's time zone (settings.TIME_ZONE), not whatever a request activated.
+        "hour": change.created_at.astimezone(timezone.get_default_timezone()).hour,
     }
     for name, value in values.items():
         spec = specs.get("value." + name)
