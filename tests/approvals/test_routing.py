@@ -250,3 +250,10 @@ def test_route_alone_reads_the_current_rules(ticket):
     change = proposal(record_ids=(ticket.pk,))
     change.workflow = workflow
     assert rules.route(change, workflow).decision == "auto_apply"
+
+
+def test_a_paused_workflow_holds_what_the_rules_auto_approve(api, ticket, workflow):
+    workflow.state = Workflow.State.PAUSED
+    workflow.save(update_fields=["state"])
+    body = api.post("/api/v1/changes", {"workflow": "ticket-triage", "run": "r-1", **ticket_change(ticket)}).json()
+    assert (body["decision"], body["status"]) == ("auto_apply", "held")
