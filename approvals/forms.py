@@ -82,7 +82,7 @@ class RowForm(forms.Form):
                     "hx-post": refresh_url,
                     "hx-trigger": "change",
                     "hx-target": "#rule-editor",
-                    "hx-swap": "outerHTML",
+                    "hx-swap": "outerHTML settle:0ms",
                     "hx-vals": '{"action": "refresh"}',
                 }
             )

@@ -145,7 +145,7 @@ def rule_edit(request: HtmxHttpRequest, workflow: str | None = None, rule_id: st
     editor = RuleEditor(draft, bound=True, url=url, **options)
     if not editor.is_valid(rule_id=rule_id):
         response = _editor_page(request, scope, rule, editor, partial="editor", status=422)
-        return reswap(retarget(response, "#rule-editor"), "outerHTML") if request.htmx else response
+        return reswap(retarget(response, "#rule-editor"), "outerHTML settle:0ms") if request.htmx else response
     draft_rules = with_rule(rules, editor.rule)
     if action == "dry_run":
         result = dry_run(workflow=scope.workflow, rules=draft_rules)
