@@ -6,18 +6,8 @@ from dataclasses import dataclass, field
 
 from django import forms
 
-from .rules.conditions import (
-    KIND_NAMES,
-    MAX_ROWS,
-    OPERATORS,
-    PROPOSAL,
-    RECORDS,
-    VALUES,
-    InvalidRow,
-    catalogue,
-    clean_row,
-    number_text,
-)
+from .rules.conditions import MAX_ROWS, InvalidRow, clean_row
+from .rules.fields import KIND_NAMES, OPERATORS, PROPOSAL, RECORDS, VALUES, catalogue, number_text
 from .rules.ruleset import DECISIONS, MAX_APPROVALS, REVIEW, InvalidRule, clean_rule
 
 MAX_GROUPS = 10

@@ -23,9 +23,9 @@ from undo import registry
 from .forms import RuleEditor, draft_from_post, draft_from_rule, edited
 from .models import RuleSet, Workflow
 from .rules import latest_rule_set
-from .rules.conditions import catalogue
 from .rules.dry_run import dry_run
 from .rules.editing import StaleRules, group_names, save_rules
+from .rules.fields import catalogue
 from .rules.ruleset import moved, rule_text, toggled, with_rule, without_rule
 from .views import HtmxHttpRequest
 

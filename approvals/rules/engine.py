@@ -22,7 +22,8 @@ from django.utils import timezone
 from undo import registry
 
 from ..models import Change, RuleSet, Workflow
-from .conditions import NUMBER, Facts, Node, catalogue, compile_condition
+from .conditions import Node, compile_condition
+from .fields import NUMBER, Facts, catalogue
 from .ruleset import AUTO_APPLY, REFUSE, REVIEW, outcome_text
 
 RANK = {AUTO_APPLY: 1, REVIEW: 2, REFUSE: 3}
@@ -37,6 +38,7 @@ class CompiledRule:
     version: int
     node: Node
     rank: tuple[int, int]
+    outcome_text: str
 
 
 def compile_rules(rules: list[dict], *, scope: str, version: int = 0) -> tuple[CompiledRule, ...]:
@@ -50,6 +52,7 @@ def compile_rules(rules: list[dict], *, scope: str, version: int = 0) -> tuple[C
             version=version,
             node=compile_condition(rule["condition"]),
             rank=(RANK[rule["outcome"]["decision"]], rule["outcome"].get("approvals", 0)),
+            outcome_text=outcome_text(rule["outcome"]),
         )
         for rule in rules
         if rule["enabled"]
@@ -100,7 +103,7 @@ def current_rules(workflow: Workflow) -> ActiveRules:
     return ActiveRules.of(latest_rule_set(workflow), latest_rule_set(None))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Routing:
     decision: str
     review_group: str
@@ -260,7 +263,7 @@ def _matched(rule: CompiledRule, facts: Facts, *, decided: bool) -> dict:
         "scope": rule.scope,
         "version": rule.version,
         "outcome": rule.outcome["decision"],
-        "outcome_text": outcome_text(rule.outcome),
+        "outcome_text": rule.outcome_text,
         "reasons": rule.node.reasons(facts),
         "decided": decided,
     }

@@ -11,7 +11,8 @@ import re
 import secrets
 from collections.abc import Collection
 
-from .conditions import MATCHES, MAX_ROWS, InvalidRow, clean_row, condition_text
+from .conditions import MATCHES, MAX_ROWS, InvalidRow, clean_row
+from .wording import condition_text
 
 AUTO_APPLY, REVIEW, REFUSE = "auto_apply", "review", "refuse"
 DECISIONS = {AUTO_APPLY: "auto-apply", REVIEW: "review", REFUSE: "refuse"}

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from approvals.rules.conditions import compile_condition, compile_row, condition_text, reason, row_text
+from approvals.rules.conditions import compile_condition, compile_row
+from approvals.rules.wording import condition_text, reason, row_text
 
 
 def row(field, op, value):
@@ -130,10 +131,12 @@ def test_reasons_name_the_rows_that_matched_with_the_values_seen():
         "actual": 450.0,
         "text": "",
     }
-    tier = reason(row("attr.customer_tier", "in", ["vip", "enterprise"]), {"attr.customer_tier": ("enterprise",)})
+    vip = row("attr.customer_tier", "in", ["vip", "enterprise"])
+    tier = reason(vip, {"attr.customer_tier": ("standard", "enterprise")}, compile_row(vip))
     assert tier["text"] == "customer tier enterprise"
     assert tier["actual"] == ["enterprise"]
-    touched = reason(row("fields", "any_of", ["permission_level"]), {"fields": frozenset({"permission_level"})})
+    permission = row("fields", "any_of", ["permission_level"])
+    touched = reason(permission, {"fields": frozenset({"permission_level", "name"})}, compile_row(permission))
     assert touched["text"] == "changes permission level"
 
 
