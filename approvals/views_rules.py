@@ -30,6 +30,7 @@ from .rules.ruleset import moved, rule_text, toggled, with_rule, without_rule
 from .views import HtmxHttpRequest
 
 EDITORS = "operators"
+SHOWN_VERSIONS = 30
 READERS = {"operators", "reviewers"}
 
 
@@ -111,12 +112,16 @@ def rules_page(request: HtmxHttpRequest, workflow: str | None = None) -> HttpRes
     scope = _scope(request, workflow)
     rules, version = _current(scope)
     defaults = latest_rule_set(None) if scope.workflow else None
+    versions = RuleSet.objects.filter(workflow=scope.workflow).select_related("created_by", "workflow")
     context = {
         "scope": scope,
         "version": version,
         "rows": _rows(scope, rules),
         "defaults": [rule_text(r) for r in defaults.rules if r["enabled"]] if defaults else [],
-        "versions": RuleSet.objects.filter(workflow=scope.workflow).select_related("created_by", "workflow")[:30],
+        "versions": versions[:SHOWN_VERSIONS],
+        "older": [
+            (v, scope.url("rules_version", v)) for v in versions.values_list("version", flat=True)[SHOWN_VERSIONS:]
+        ],
         "workflows": Workflow.objects.all() if scope.workflow is None else [],
         "new_url": scope.url("rule_new"),
     }

@@ -287,3 +287,11 @@ def test_agent_text_is_escaped(client, operator, workflow):
     page = client.get(RULES).content.decode()
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
     assert "<b>bot</b>" not in page
+
+
+def test_versions_beyond_the_latest_30_are_still_linked(client, reviewer, workflow):
+    for version in range(2, 33):
+        RuleSet.objects.create(workflow=workflow, version=version, rules=[])
+    page = login(client, reviewer).get(RULES).content.decode()
+    assert 'href="/workflows/ticket-triage/rules/versions/32/"' in page
+    assert "Older versions:" in page and 'href="/workflows/ticket-triage/rules/versions/1/">v1</a>' in page
