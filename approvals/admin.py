@@ -1,11 +1,11 @@
 from django.contrib import admin
 
-from .models import Agent, Change, Event, Run, Workflow
+from .models import Agent, Change, Event, RuleSet, Run, Workflow
 
 
 @admin.register(Workflow)
 class WorkflowAdmin(admin.ModelAdmin):
-    list_display = ("name", "title", "state", "owner", "review_threshold")
+    list_display = ("name", "title", "state", "owner")
 
 
 @admin.register(Agent)
@@ -38,6 +38,22 @@ class ChangeAdmin(admin.ModelAdmin):
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
     list_display = ("created_at", "actor_label", "message")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RuleSet)
+class RuleSetAdmin(admin.ModelAdmin):
+    # Read-only: rules are edited on the rules pages, which version and audit every save.
+    list_display = ("workflow", "version", "created_by", "created_at", "summary")
+    list_select_related = ("workflow", "created_by")
 
     def has_change_permission(self, request, obj=None):
         return False

@@ -82,6 +82,23 @@ class Links(BaseModel):
     page: str
 
 
+class MatchedReason(BaseModel):
+    field: str = Field(description="What the condition read, e.g. risk, value.amount, attr.customer_tier")
+    op: str | None = None
+    expected: Any = None
+    actual: Any = None
+    text: str = Field(description="In plain words, e.g. 'amount 450 > 100'")
+
+
+class MatchedRule(BaseModel):
+    rule: str | None = Field(description="The rule's name; null for a hard gate (irreversible change)")
+    scope: Literal["workflow", "defaults", "gate"]
+    outcome: str
+    outcome_text: str
+    reasons: list[MatchedReason]
+    decided: bool = Field(description="This rule (or gate) set the decision")
+
+
 class ChangeOut(BaseModel):
     id: int
     operation_id: str
@@ -90,6 +107,9 @@ class ChangeOut(BaseModel):
     status_label: str
     decision: str
     explanation: str
+    matched_rules: list[MatchedRule]
+    rule_set_version: int | None = Field(description="Version of the workflow's rules that decided")
+    default_rule_set_version: int | None = Field(description="Version of the global default rules that decided")
     review_group: str
     approvals_required: int
     record_type: str
@@ -128,6 +148,9 @@ def change_out(change: Change, run: Run, request) -> dict:
         "status_label": Change.Status(change.status).label,
         "decision": change.decision,
         "explanation": change.decision_explanation,
+        "matched_rules": change.matched_rules,
+        "rule_set_version": change.rule_set.version if change.rule_set_id else None,
+        "default_rule_set_version": change.default_rule_set.version if change.default_rule_set_id else None,
         "review_group": change.review_group,
         "approvals_required": change.approvals_required,
         "record_type": change.record_type,
@@ -203,8 +226,12 @@ def post_batch(request, payload: BatchIn):
 
 @api.get("/changes/{change_id}", response={200: ChangeOut, 401: Error, 404: Error}, summary="Read a change")
 def get_change(request, change_id: int):
-    """Status, decision and why, reviewer's reason, links."""
-    change = get_object_or_404(Change.objects.select_related("run", "approver"), pk=change_id, agent=request.agent)
+    """Status, decision and why (the rules that matched, with the values seen), reviewer's reason, links."""
+    change = get_object_or_404(
+        Change.objects.select_related("run", "approver", "rule_set", "default_rule_set"),
+        pk=change_id,
+        agent=request.agent,
+    )
     return change_out(change, change.run, request)
 
 

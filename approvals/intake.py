@@ -65,14 +65,14 @@ def propose(
     """
     workflow = _workflow_for(agent, workflow_name)
     checked = [_check(agent, proposal, [*loc, i] if loc else []) for i, proposal in enumerate(proposals)]
-    _check_records_exist(checked, proposals, loc)
+    records = _load_records(checked, proposals, loc)
     hashes = [_body_hash(workflow_name, run_external_id, p) for p in proposals]
     try:
-        return _store(agent, workflow, run_external_id, proposals, checked, hashes)
+        return _store(agent, workflow, run_external_id, proposals, checked, hashes, records)
     except IntegrityError:
         # Another request stored the same operation id (or run) between our read
         # and our insert (PostgreSQL; SQLite serialises writers). Read again.
-        return _store(agent, workflow, run_external_id, proposals, checked, hashes)
+        return _store(agent, workflow, run_external_id, proposals, checked, hashes, records)
 
 
 def _workflow_for(agent: Agent, workflow_name: str) -> Workflow:
@@ -152,22 +152,23 @@ def _check(agent: Agent, p: Proposal, loc: list) -> _Checked:
     return _Checked(values, record_ids, expected)
 
 
-def _check_records_exist(checked: list[_Checked], proposals: list[Proposal], loc: list) -> None:
-    """One query per record type for the whole batch."""
+def _load_records(checked: list[_Checked], proposals: list[Proposal], loc: list) -> dict[str, dict[int, dict]]:
+    """Check every named record exists and read the attributes rules use: one query per record type."""
     wanted: dict[str, set[int]] = {}
     for c, p in zip(checked, proposals, strict=False):
-        wanted.setdefault(p.record_type, set()).update(c.record_ids)
+        if c.record_ids:
+            wanted.setdefault(p.record_type, set()).update(c.record_ids)
+    loaded = {}
     for name, ids in wanted.items():
-        if not ids:
-            continue
-        found = set(registry.get(name).queryset().filter(pk__in=ids).values_list("pk", flat=True))
-        if found == ids:
+        loaded[name] = found = registry.get(name).load_attributes(ids)
+        if len(found) == len(ids):
             continue
         for i, (c, p) in enumerate(zip(checked, proposals, strict=False)):
             for j, pk in enumerate(c.record_ids):
                 if p.record_type == name and pk not in found:
                     where = ["body", *loc, i] if loc else ["body"]
                     raise ProposalError(422, [*where, "records", j, "id"], f"There is no {name} with id {pk}.")
+    return loaded
 
 
 def _body_hash(workflow_name: str, run_external_id: str, p: Proposal) -> str:
@@ -175,7 +176,7 @@ def _body_hash(workflow_name: str, run_external_id: str, p: Proposal) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _store(agent, workflow, run_external_id, proposals, checked, hashes) -> tuple[Run, list[Stored]]:
+def _store(agent, workflow, run_external_id, proposals, checked, hashes, records) -> tuple[Run, list[Stored]]:
     actor = lifecycle.Actor.of_agent(agent)
     with transaction.atomic():
         run, _ = Run.objects.get_or_create(workflow=workflow, external_id=run_external_id, defaults={"agent": agent})
@@ -183,7 +184,9 @@ def _store(agent, workflow, run_external_id, proposals, checked, hashes) -> tupl
             raise ProposalError(409, ["body", "run"], f"Run {run_external_id!r} belongs to another agent.")
         existing = {
             c.operation_id: c
-            for c in Change.objects.filter(agent=agent, operation_id__in=[p.operation_id for p in proposals])
+            for c in Change.objects.filter(
+                agent=agent, operation_id__in=[p.operation_id for p in proposals]
+            ).select_related("rule_set", "default_rule_set")
         }
         fresh: dict[str, Change] = {}
         results: list[tuple[str, bool]] = []
@@ -214,14 +217,10 @@ def _store(agent, workflow, run_external_id, proposals, checked, hashes) -> tupl
                 confidence=p.confidence,
                 reasoning=p.reasoning,
             )
-            routing = rules.route(change, workflow)
-            change.decision = routing.decision
-            change.review_group = routing.review_group
-            change.approvals_required = routing.approvals_required
-            change.decision_explanation = routing.explanation
             fresh[p.operation_id] = change
             results.append((p.operation_id, True))
         if fresh:
+            _route(workflow, list(fresh.values()), records)
             lifecycle.admit(list(fresh.values()), actor=actor, paused=workflow.is_paused)
             queued = [c.pk for c in fresh.values() if c.status == Change.Status.QUEUED]
             if queued:
@@ -230,3 +229,17 @@ def _store(agent, workflow, run_external_id, proposals, checked, hashes) -> tupl
                 transaction.on_commit(partial(enqueue_apply, queued))
     by_id = {**existing, **fresh}
     return run, [Stored(by_id[op], created) for op, created in results]
+
+
+def _route(workflow: Workflow, changes: list[Change], records: dict[str, dict[int, dict]]) -> None:
+    """Route fresh proposals by the workflow's current rules, read once for the batch."""
+    active = rules.current_rules(workflow)
+    for change, attributes in zip(changes, rules.attributes_by_change(changes, records), strict=True):
+        routing = rules.route(change, workflow, attributes=attributes, active=active)
+        change.decision = routing.decision
+        change.review_group = routing.review_group
+        change.approvals_required = routing.approvals_required
+        change.decision_explanation = routing.explanation
+        change.matched_rules = routing.matched
+        change.rule_set = routing.rule_set
+        change.default_rule_set = routing.defaults

@@ -28,8 +28,6 @@ class Workflow(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     state = models.CharField(max_length=20, choices=State.choices, default=State.RUNNING)
-    # Placeholder routing (until the rule engine): risk at or above this goes to review.
-    review_threshold = models.FloatField(default=0.5)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -98,6 +96,51 @@ class Run(models.Model):
         return reverse("run_detail", args=[self.pk])
 
 
+class RuleSet(models.Model):
+    """One saved version of a workflow's routing rules, or of the global defaults (no workflow).
+
+    Versions are immutable: saving rules adds a version, so a change can always
+    say which rules decided it. `rules` is an ordered list of
+    {"id", "name", "enabled", "condition", "outcome"}, checked by `approvals.rules`.
+    """
+
+    workflow = models.ForeignKey(Workflow, null=True, blank=True, on_delete=models.PROTECT, related_name="rule_sets")
+    version = models.PositiveIntegerField()
+    rules = models.JSONField(default=list, blank=True)
+    summary = models.TextField(blank=True, default="", help_text="What changed from the previous version")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["workflow_id", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "version"], name="rule_set_version_per_workflow"),
+            # NULLs are distinct in a unique constraint: the defaults need their own.
+            models.UniqueConstraint(
+                fields=["version"], condition=models.Q(workflow__isnull=True), name="default_rule_set_version"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.scope_label} rules v{self.version}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("rule set versions are immutable; save a new version")
+        super().save(*args, **kwargs)
+
+    def get_absolute_url(self):
+        if self.workflow_id:
+            return reverse("workflow_rules_version", args=[self.workflow.name, self.version])
+        return reverse("default_rules_version", args=[self.version])
+
+    @property
+    def scope_label(self) -> str:
+        return self.workflow.name if self.workflow_id else "global defaults"
+
+
 class Change(models.Model):
     """One action an agent proposes on one or more records, applied and undone as one unit."""
 
@@ -144,6 +187,10 @@ class Change(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PROPOSED)
     decision = models.CharField(max_length=20, choices=Decision.choices, blank=True, default="")
     decision_explanation = models.TextField(blank=True, default="")
+    # The rules that matched, each with the values that made it match (see approvals.rules.Match).
+    matched_rules = models.JSONField(default=list, blank=True)
+    rule_set = models.ForeignKey(RuleSet, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    default_rule_set = models.ForeignKey(RuleSet, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     review_group = models.CharField(max_length=100, blank=True, default="")
     approvals_required = models.PositiveSmallIntegerField(default=1)
     approver = models.ForeignKey(
@@ -198,6 +245,7 @@ class Event(models.Model):
         CHANGE_CONFLICT = "change.conflict"
         CHANGE_FAILED = "change.failed"
         RUN_STARTED = "run.started"
+        RULES_SAVED = "rules.saved"
         WORKFLOW = "workflow"
         SYSTEM = "system"
 

@@ -25,7 +25,9 @@ class Described:
 
 def review_queue(*, user, limit: int = 50) -> list[Change]:
     """Changes waiting for a person in the user's groups, most urgent first."""
-    queryset = Change.objects.filter(status__in=REVIEWABLE).select_related("agent", "run", "workflow")
+    queryset = Change.objects.filter(status__in=REVIEWABLE).select_related(
+        "agent", "run", "workflow", "rule_set__workflow", "default_rule_set"
+    )
     if not user.is_superuser:
         groups = [g.name for g in user.groups.all()]
         if "reviewers" not in groups:

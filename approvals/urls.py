@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -9,4 +9,5 @@ urlpatterns = [
     path("changes/<int:change_id>/approve", views.approve, name="approve"),
     path("changes/<int:change_id>/reject", views.reject, name="reject"),
     path("runs/<int:run_id>/", views.run_detail, name="run_detail"),
+    path("", include("approvals.urls_rules")),
 ]

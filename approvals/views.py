@@ -35,7 +35,10 @@ def review(request: HtmxHttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def change_detail(request: HtmxHttpRequest, change_id: int) -> HttpResponse:
-    change = get_object_or_404(Change.objects.select_related("agent", "run", "workflow", "approver"), pk=change_id)
+    change = get_object_or_404(
+        Change.objects.select_related("agent", "run", "workflow", "approver", "rule_set__workflow", "default_rule_set"),
+        pk=change_id,
+    )
     context = {
         "item": selectors.describe([change])[0],
         "events": selectors.change_events(change),
@@ -48,7 +51,9 @@ def change_detail(request: HtmxHttpRequest, change_id: int) -> HttpResponse:
 @login_required
 def run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(Run.objects.select_related("agent", "workflow"), pk=run_id)
-    changes = selectors.describe(list(run.changes.order_by("id")[:200]))
+    changes = selectors.describe(
+        list(run.changes.select_related("rule_set__workflow", "default_rule_set").order_by("id")[:200])
+    )
     return render(
         request, "approvals/run_detail.html", {"run": run, "counts": selectors.run_counts(run), "changes": changes}
     )

@@ -16,7 +16,7 @@ register(
         "permission_level": "permission level",
     },
     describe=lambda c: f"{c.name} (customer #{c.pk})",
-    attributes=("tier", "status"),
+    attributes={"customer_tier": "tier", "customer_status": "status"},
     irreversible_fields=("permission_level",),
     creatable=False,
 )
@@ -32,7 +32,7 @@ register(
         "internal_note": "internal note",
     },
     describe=lambda t: f"ticket #{t.pk} “{t.subject}” of {t.customer.name}",
-    attributes=("status",),
+    attributes={"ticket_status": "status", "customer_tier": "customer.tier"},
     required_on_create=("customer", "subject"),
     select_related=("customer",),
 )
@@ -42,7 +42,7 @@ register(
     owner_group="finance",
     fields={"amount": "amount", "status": "status"},
     describe=lambda i: f"invoice #{i.pk} of {i.customer.name} ({i.amount})",
-    attributes=("status", "amount"),
+    attributes={"invoice_status": "status", "invoice_amount": "amount", "customer_tier": "customer.tier"},
     creatable=False,
     select_related=("customer",),
 )
@@ -52,7 +52,8 @@ register(
     owner_group="finance",
     fields={"invoice": "invoice", "amount": "amount", "status": "status"},
     describe=lambda r: f"refund #{r.pk} of {r.amount} on invoice #{r.invoice_id}",
-    attributes=("status", "amount"),
+    # Rules read the customer behind a refund too ("anything touching a VIP customer").
+    attributes={"refund_status": "status", "refund_amount": "amount", "customer_tier": "invoice.customer.tier"},
     # Money that left cannot be called back: issuing a refund always needs a person.
     irreversible=True,
     required_on_create=("invoice", "amount"),

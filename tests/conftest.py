@@ -21,6 +21,12 @@ from .factories import make_agent, make_ticket, make_workflow
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Personas are made in almost every test; the production hasher costs ~0.5 s a user.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def _user(username: str, *groups: str, **fields) -> User:
     user = User.objects.create_user(username=username, password="pw-" + username, **fields)
     for name in groups:

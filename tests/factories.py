@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 
 from simple_history.utils import bulk_create_with_history
 
-from approvals.models import Agent, Workflow
+from approvals.models import Agent, RuleSet, Workflow
 from demo.models import Customer, Invoice, Refund, Ticket
 
 
@@ -37,8 +38,31 @@ def make_refund(invoice: Invoice | None = None, **fields) -> Refund:
     return Refund.objects.create(invoice=invoice or make_invoice(), **fields)
 
 
-def make_workflow(name: str = "ticket-triage", **fields) -> Workflow:
-    return Workflow.objects.create(name=name, **{"review_threshold": 0.5, **fields})
+def make_workflow(name: str = "ticket-triage", review_threshold: float | None = 0.5, **fields) -> Workflow:
+    """A workflow whose rules auto-apply below `review_threshold` (else the owner group reviews),
+    as the placeholder routing did; `review_threshold=None` gives it no rules at all."""
+    workflow = Workflow.objects.create(name=name, **fields)
+    if review_threshold is not None:
+        rule = make_rule(
+            "below the review threshold", [{"field": "risk", "op": "lt", "value": review_threshold}], "auto_apply"
+        )
+        RuleSet.objects.create(workflow=workflow, version=1, rules=[rule])
+    return workflow
+
+
+def make_rule(name: str, rows: list[dict], decision: str = "review", *, match="all", group="", approvals=1, **extra):
+    """One rule as rule sets store it."""
+    return {
+        "id": extra.pop("id", None) or hashlib.sha256(name.encode()).hexdigest()[:8],
+        "name": name,
+        "enabled": extra.pop("enabled", True),
+        "condition": {"match": match, "rows": rows},
+        "outcome": {
+            "decision": decision,
+            "group": group if decision == "review" else "",
+            "approvals": approvals if decision == "review" else 0,
+        },
+    }
 
 
 def make_agent(*workflows: Workflow, record_types=("customer", "ticket", "invoice", "refund"), **fields):

@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import simple_history
@@ -37,6 +38,35 @@ class GovernedField:
     irreversible: bool = False
 
 
+@dataclass(frozen=True)
+class Attribute:
+    """A fact about a record that routing rules may read, e.g. a ticket's customer tier.
+
+    `path` follows foreign keys with dots ("customer.tier"); `model_field` is the
+    field at its end, so readers know its kind and choices.
+    """
+
+    name: str
+    label: str
+    path: str
+    model: type[models.Model]
+
+    @property
+    def lookup(self) -> str:
+        return self.path.replace(".", "__")
+
+    @cached_property
+    def model_field(self) -> models.Field:
+        # Resolved on first use: related models may not be loaded yet at registration.
+        current, model_field = self.model, None
+        for part in self.path.split("."):
+            if current is None:
+                raise ImproperlyConfigured(f"attribute {self.name!r}: {self.path!r} goes past a non-relation")
+            model_field = current._meta.get_field(part)
+            current = model_field.related_model
+        return model_field
+
+
 @dataclass
 class RecordType:
     name: str
@@ -45,7 +75,7 @@ class RecordType:
     fields: dict[str, GovernedField]
     label: str
     describe_record: Callable[[models.Model], str]
-    attributes: tuple[str, ...] = ()
+    attributes: dict[str, Attribute] = field(default_factory=dict)
     irreversible: bool = False
     creatable: bool = True
     required_on_create: tuple[str, ...] = ()
@@ -97,6 +127,42 @@ class RecordType:
         """Every record, soft-deleted ones included (the apply path must see them all)."""
         return self.model._base_manager.select_related(*self.select_related)
 
+    def load_attributes(self, ids) -> dict[int, dict[str, Any]]:
+        """The attributes of the records with these ids, in one query: {id: {name: value}}.
+
+        A missing id is absent from the answer (callers use that to check existence).
+        """
+        lookups = {a.name: a.lookup for a in self.attributes.values()}
+        rows = self.model._base_manager.filter(pk__in=ids).values("pk", *lookups.values())
+        return {row["pk"]: {name: row[lookup] for name, lookup in lookups.items()} for row in rows}
+
+    def new_record_attributes(self, values_list: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The attributes records created with these values would have, one query per foreign key read.
+
+        "status" is the proposed status (or the field's default); "customer.tier" reads
+        the tier of the customer the proposed values name.
+        """
+        results: list[dict[str, Any]] = [{} for _ in values_list]
+        through: dict[str, list[Attribute]] = {}
+        for attribute in self.attributes.values():
+            head, _, rest = attribute.path.partition(".")
+            if not rest:
+                default = attribute.model_field.get_default()
+                for values, result in zip(values_list, results, strict=True):
+                    result[attribute.name] = values.get(head, default)
+            else:
+                through.setdefault(head, []).append(attribute)
+        for head, attributes in through.items():
+            ids = {values[head] for values in values_list if values.get(head) is not None}
+            related = self.model._meta.get_field(head).related_model
+            lookups = {a.name: a.lookup.split("__", 1)[1] for a in attributes}
+            rows = {row["pk"]: row for row in related._base_manager.filter(pk__in=ids).values("pk", *lookups.values())}
+            for values, result in zip(values_list, results, strict=True):
+                row = rows.get(values.get(head), {})
+                for name, lookup in lookups.items():
+                    result[name] = row.get(lookup)
+        return results
+
     # Checking proposed values --------------------------------------------
 
     def coerce(self, field_name: str, value: Any) -> Any:
@@ -133,14 +199,18 @@ def register(
     fields: dict[str, str] | list[str],
     describe: Callable[[models.Model], str],
     label: str | None = None,
-    attributes: tuple[str, ...] = (),
+    attributes: dict[str, str] | tuple[str, ...] = (),
     irreversible: bool = False,
     irreversible_fields: tuple[str, ...] = (),
     creatable: bool = True,
     required_on_create: tuple[str, ...] = (),
     select_related: tuple[str, ...] = (),
 ) -> RecordType:
-    """Govern `model`: agents may then propose changes to `fields` of its records."""
+    """Govern `model`: agents may then propose changes to `fields` of its records.
+
+    `attributes` names facts about a record that routing rules may read: a tuple of
+    field names, or {name: dotted path}, e.g. {"customer_tier": "customer.tier"}.
+    """
     if name in _registry:
         raise ImproperlyConfigured(f"record type {name!r} is registered twice")
     labels = fields if isinstance(fields, dict) else {f: None for f in fields}
@@ -161,7 +231,7 @@ def register(
         fields=governed,
         label=label or str(model._meta.verbose_name),
         describe_record=describe,
-        attributes=attributes,
+        attributes=_attributes(model, attributes),
         irreversible=irreversible,
         creatable=creatable,
         required_on_create=required_on_create,
@@ -172,6 +242,15 @@ def register(
         simple_history.register(model, bases=[GovernedHistory])
     _registry[name] = record_type
     return record_type
+
+
+def _attributes(model: type[models.Model], declared) -> dict[str, Attribute]:
+    paths = declared if isinstance(declared, dict) else {name: name for name in declared}
+    for path in paths.values():
+        model._meta.get_field(path.split(".")[0])  # a typo fails at registration, not on first use
+    return {
+        name: Attribute(name=name, label=name.replace("_", " "), path=path, model=model) for name, path in paths.items()
+    }
 
 
 def get(name: str) -> RecordType:

@@ -29,7 +29,7 @@ def test_it_stores_a_low_risk_change_as_queued(api, ticket, agent):
     change = Change.objects.get()
     assert body["id"] == change.pk
     assert body["status"] == "queued"
-    assert "Auto-approved" in body["explanation"]
+    assert body["explanation"] == "Auto-approved: risk 0.1 < 0.5 (rule 'below the review threshold')."
     assert change.run.external_id == "r-118" and change.run.agent == agent
     assert change.expected == {str(ticket.pk): {"tags": ""}}
     assert [e.to_status for e in Event.objects.filter(change=change)] == ["auto_approved", "queued"]
@@ -40,7 +40,7 @@ def test_it_holds_a_risky_change_for_review(api, ticket):
     assert response.status_code == 201
     assert response.json()["status"] == "pending_review"
     assert response.json()["review_group"] == "support"
-    assert "risk 0.80 ≥ 0.50" in response.json()["explanation"]
+    assert response.json()["explanation"] == "Held for support review: no rule matched, so a person decides."
 
 
 def test_it_always_holds_irreversible_record_types(api, ticket):

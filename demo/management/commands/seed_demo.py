@@ -12,6 +12,8 @@ from django.db import transaction
 from simple_history.utils import bulk_create_with_history
 
 from approvals.models import Agent, Workflow, hash_token
+from approvals.rules import latest_rule_set
+from approvals.rules.editing import save_rules
 from demo.models import Customer, Invoice, Refund, Ticket
 
 DEMO_PASSWORD = "countersign-demo"
@@ -24,9 +26,71 @@ USERS = [
     ("support", ["support"], False, "support owner: reviews and owns customers and tickets"),
 ]
 WORKFLOWS = [
-    ("ticket-triage", "Ticket triage", "support", 0.5),
-    ("refund-bot", "Refund bot", "finance", 0.5),
-    ("account-sync", "Account sync", "support", 0.4),
+    ("ticket-triage", "Ticket triage", "support"),
+    ("refund-bot", "Refund bot", "finance"),
+    ("account-sync", "Account sync", "support"),
+]
+
+
+def _rule(rule_id: str, name: str, match: str, rows: list, decision: str = "review", group="", approvals=1) -> dict:
+    return {
+        "id": rule_id,
+        "name": name,
+        "enabled": True,
+        "condition": {"match": match, "rows": rows},
+        "outcome": {"decision": decision, "group": group, "approvals": approvals if decision == "review" else 0},
+    }
+
+
+# The demo's routing. Global defaults, for every workflow: the safety nets.
+DEFAULT_RULES = [
+    _rule("de000001", "unsure agent", "all", [{"field": "confidence", "op": "lt", "value": 0.6}]),
+    _rule("de000002", "several records at once", "all", [{"field": "records", "op": "gt", "value": 1}]),
+    _rule("de000003", "risky", "all", [{"field": "risk", "op": "gte", "value": 0.7}]),
+    _rule(
+        "de000004",
+        "key accounts",
+        "all",
+        [{"field": "attr.customer_tier", "op": "in", "value": ["vip", "enterprise"]}],
+    ),
+]
+# Each demo workflow's own rules. (Refunds always need a person anyway: they cannot be taken back.)
+WORKFLOW_RULES = [
+    _rule(
+        "df000001",
+        "big refunds",
+        "all",
+        [
+            {"field": "record_type", "op": "is", "value": "refund"},
+            {
+                "match": "any",
+                "rows": [
+                    {"field": "value.amount", "op": "gt", "value": 100},
+                    {"field": "attr.refund_amount", "op": "gt", "value": 100},
+                ],
+            },
+        ],
+        group="finance",
+    ),
+    _rule(
+        "df000002",
+        "permission changes",
+        "all",
+        [{"field": "fields", "op": "any_of", "value": ["permission_level"]}],
+        approvals=2,
+    ),
+    _rule(
+        "df000003",
+        "low-risk tagging and notes",
+        "all",
+        [
+            {"field": "record_type", "op": "is", "value": "ticket"},
+            {"field": "operation", "op": "is", "value": "update"},
+            {"field": "fields", "op": "only", "value": ["tags", "internal_note"]},
+            {"field": "risk", "op": "lt", "value": 0.3},
+        ],
+        decision="auto_apply",
+    ),
 ]
 
 PREFIXES = [
@@ -112,8 +176,10 @@ class Command(BaseCommand):
         with transaction.atomic():
             made = self.records()
             self.people()
+            rules = self.rules()
             token = self.agent()
         self.stdout.write(f"Demo data: {made}")
+        self.stdout.write(f"Demo rules: {rules}")
         self.stdout.write(f"Demo agent token: {token}")
 
     def records(self) -> str:
@@ -182,11 +248,24 @@ class Command(BaseCommand):
                 user.set_password(DEMO_PASSWORD)
                 user.save()
             user.groups.set(Group.objects.filter(name__in=groups))
-        for name, title, owner, threshold in WORKFLOWS:
+        for name, title, owner in WORKFLOWS:
             Workflow.objects.get_or_create(
-                name=name,
-                defaults={"title": title, "owner": User.objects.get(username=owner), "review_threshold": threshold},
+                name=name, defaults={"title": title, "owner": User.objects.get(username=owner)}
             )
+
+    def rules(self) -> str:
+        """The demo rules, unless a person has edited the rules since (their edit is kept)."""
+        saved = []
+        scopes = [(None, DEFAULT_RULES)] + [
+            (Workflow.objects.get(name=name), WORKFLOW_RULES) for name, _, _ in WORKFLOWS
+        ]
+        for workflow, rules in scopes:
+            latest = latest_rule_set(workflow)
+            if latest is not None and latest.created_by_id is not None:
+                continue
+            if save_rules(workflow=workflow, rules=rules, actor_label="seed_demo") is not None:
+                saved.append(workflow.name if workflow else "global defaults")
+        return "saved for " + ", ".join(saved) if saved else "already in place"
 
     def agent(self) -> str:
         """The demo agent's token is kept in var/ so every run prints the same one."""
