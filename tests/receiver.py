@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from approvals.client import verify_signature
 
 
 class Receiver:
@@ -38,6 +38,5 @@ class Receiver:
 
 
 def signed_ok(secret: str, headers: dict, body: bytes) -> bool:
-    """Check the signature as an agent would: HMAC-SHA256 of the exact body with the shared secret."""
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(headers["X-Countersign-Signature"], expected)
+    """Check the signature as an agent would, with the helper the stdlib client ships."""
+    return verify_signature(secret, body, headers["X-Countersign-Signature"])

@@ -183,3 +183,30 @@ def test_delivery_status_shows_on_the_change_page(api, ticket, support, hooked_a
     client.force_login(support)
     page = client.get(f"/changes/{change.pk}/").content.decode()
     assert "Telling the agent" in page and "delivered" in page and "HTTP 200" in page
+
+
+def test_admins_see_delivery_status(api, ticket, support, hooked_agent, receiver, client, admin_user):
+    change = propose_waiting(api, ticket)
+    services.reject_change(change=change, user=support, reason="no")
+    callbacks.deliver_decision(delivery_id=CallbackDelivery.objects.get().pk)
+    client.force_login(admin_user)
+    page = client.get("/admin/approvals/callbackdelivery/").content.decode()
+    assert f"change {change.pk} ({change.operation_id})" in page and "delivered" in page
+
+
+def test_setting_a_callback_url_in_the_admin_shows_a_new_secret_once(client, admin_user, agent):
+    client.force_login(admin_user)
+    form = {
+        "name": agent.name,
+        "version": agent.version,
+        "record_types": '["ticket"]',
+        "is_active": "on",
+        "created_at_0": "2026-01-01",
+        "created_at_1": "00:00:00",
+        "callback_url": "http://127.0.0.1:8999/hook",
+        "workflows": [],
+    }
+    response = client.post(f"/admin/approvals/agent/{agent.pk}/change/", form, follow=True)
+    agent.refresh_from_db()
+    assert agent.callback_url == "http://127.0.0.1:8999/hook" and agent.callback_secret.startswith("whsec_")
+    assert f"Callback secret for {agent} (shown once): {agent.callback_secret}" in response.content.decode()

@@ -33,7 +33,7 @@ def test_a_reviewer_decides_in_the_browser(
 ):
     agent, token = agent_and_token
     api = Client(live_server.url, token=token)
-    secret = api._request("PUT", "/callback", {"url": receiver.url})["secret"]
+    secret = api.register_callback(receiver.url)
     posted = _post_a_run(api)
 
     # Log in.
