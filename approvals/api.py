@@ -106,6 +106,9 @@ class ChangeOut(Schema):
     reject_reason: str
     last_error: str
     approver: str | None
+    review: str | None = Field(
+        description="The people's decision: waiting, approved or rejected (null when no review was needed)"
+    )
     approvals: list[ApprovalOut] = Field(description="Approvals that count now (distinct reviewers)")
     decided_at: str | None
     links: Links
@@ -156,12 +159,21 @@ def change_out(change: Change, run: Run, request) -> dict:
             for a in change.current_approvals(change.approvals.all())
         ],
         "decided_at": change.decided_at.isoformat() if change.decided_at else None,
+        "review": _review_outcome(change),
         "links": {
             "self": request.build_absolute_uri(f"/api/v1/changes/{change.pk}"),
             "run": request.build_absolute_uri(f"/api/v1/runs/{run.pk}"),
             "page": request.build_absolute_uri(change.get_absolute_url()),
         },
     }
+
+
+def _review_outcome(change: Change) -> str | None:
+    if change.status == Change.Status.REJECTED:
+        return "rejected"
+    if change.is_waiting:
+        return "waiting"
+    return "approved" if change.approver_id else None
 
 
 def run_out(run: Run, request) -> dict:

@@ -39,7 +39,9 @@ class HtmxHttpRequest(HttpRequest):
 @login_required
 @vary_on_headers("HX-Request")
 def review(request: HtmxHttpRequest) -> HttpResponse:
-    template = "approvals/review.html#queue" if request.htmx else "approvals/review.html"
+    # Filters and pages push their URL: restoring one from history needs the whole page.
+    partial = request.htmx and not request.htmx.history_restore_request
+    template = "approvals/review.html#queue" if partial else "approvals/review.html"
     return _render_queue(request, request.GET, template)
 
 

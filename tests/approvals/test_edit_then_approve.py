@@ -64,6 +64,7 @@ def test_the_agent_reads_the_correction(email_change, support, api):
     assert body["values"] == {"billing_email": "billing@northwind.exmaple"}
     assert body["edited_values"] == {"billing_email": "billing@northwind.example"}
     assert body["approvals"][0]["reviewer"] == "sam" and body["approvals"][0]["edited"] is True
+    assert body["review"] == "approved"
 
 
 def test_a_value_that_does_not_fit_changes_nothing(email_change, support):

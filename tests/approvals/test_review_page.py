@@ -80,6 +80,7 @@ def test_it_rejects_with_a_reason_the_agent_reads(client, support, waiting, api)
     assert waiting.status == S.REJECTED
     body = api.get(f"/api/v1/changes/{waiting.pk}").json()
     assert body["reject_reason"] == "Wrong customer" and body["approver"] == "sam" and body["decided_at"]
+    assert body["review"] == "rejected"
 
 
 def test_a_reject_without_reason_changes_nothing(client, support, waiting):

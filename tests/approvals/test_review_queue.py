@@ -76,6 +76,12 @@ def test_with_htmx_only_the_queue_is_answered(client, reviewer, queue):
     assert "HX-Request" in response["Vary"]
 
 
+def test_a_history_restore_gets_the_whole_page(client, reviewer, queue):
+    client.force_login(reviewer)
+    response = client.get("/review/?size=5", HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true")
+    assert "<html" in response.content.decode()
+
+
 def test_filters(client, reviewer, queue, api):
     other = make_workflow("account-sync")
     bot, _ = make_agent(other, name="sync-bot")
