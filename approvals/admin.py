@@ -1,18 +1,36 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db import models
 
-from .models import Agent, Change, Event, RuleSet, Run, Workflow
+from .models import Agent, Approval, CallbackDelivery, Change, Event, RuleSet, Run, Workflow
 
 
 @admin.register(Workflow)
 class WorkflowAdmin(admin.ModelAdmin):
-    list_display = ("name", "title", "state", "owner")
+    list_display = ("name", "title", "state", "owner", "review_wait_threshold")
 
 
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
-    list_display = ("name", "version", "token_prefix", "is_active")
+    list_display = ("name", "version", "token_prefix", "is_active", "callback_url")
     readonly_fields = ("token_hash", "token_prefix")
     filter_horizontal = ("workflows",)
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    actions = ["new_callback_secret"]
+
+    @admin.action(description="Give the selected agents a new callback signing secret (shown once)")
+    def new_callback_secret(self, request, queryset):
+        # The secret is shown here once; the agent's operator copies it into the agent.
+        for agent in queryset.exclude(callback_url=""):
+            secret = agent.set_callback(agent.callback_url)
+            agent.save(update_fields=["callback_secret"])
+            messages.warning(request, f"New callback secret for {agent}: {secret}")
+
+    def save_model(self, request, obj, form, change):
+        if "callback_url" in form.changed_data:
+            secret = obj.set_callback(obj.callback_url)
+            if secret:
+                messages.warning(request, f"Callback secret for {obj} (shown once): {secret}")
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(Run)
@@ -33,6 +51,33 @@ class ChangeAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Approval)
+class ApprovalAdmin(ReadOnlyAdmin):
+    list_display = ("change", "reviewer", "created_at")
+    list_select_related = ("change", "reviewer")
+    raw_id_fields = ("change",)
+
+
+@admin.register(CallbackDelivery)
+class CallbackDeliveryAdmin(ReadOnlyAdmin):
+    # Delivery status of decisions sent to agents: state, attempts, the last answer.
+    list_display = ("id", "change", "agent", "state", "attempts", "last_status_code", "last_error", "next_attempt_at")
+    list_filter = ("state",)
+    list_select_related = ("change", "agent")
+    raw_id_fields = ("change",)
 
 
 @admin.register(Event)

@@ -9,7 +9,9 @@ from typing import Any, Literal
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db.models import Count
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator
+from django.db.models import Count, Prefetch, prefetch_related_objects
 from django.shortcuts import get_object_or_404
 from ninja import Field, NinjaAPI, Status
 from ninja.errors import AuthenticationError, ValidationError
@@ -17,7 +19,7 @@ from ninja.security import HttpBearer
 from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt
 
 from .intake import Proposal, ProposalError, propose
-from .models import Agent, Change, Run, hash_token
+from .models import Agent, Approval, CallbackDelivery, Change, Run, hash_token
 
 
 class AgentToken(HttpBearer):
@@ -99,6 +101,12 @@ class MatchedRule(BaseModel):
     decided: bool = Field(description="This rule (or gate) set the decision")
 
 
+class ApprovalOut(BaseModel):
+    reviewer: str
+    at: str
+    edited: bool
+
+
 class ChangeOut(BaseModel):
     id: int
     operation_id: str
@@ -115,10 +123,16 @@ class ChangeOut(BaseModel):
     record_type: str
     operation: str
     record_ids: list[int]
-    values: dict[str, Any]
+    values: dict[str, Any] = Field(description="What the agent proposed")
+    edited_values: dict[str, Any] | None = Field(description="A reviewer's correction, applied instead of `values`")
     reject_reason: str
     last_error: str
     approver: str | None
+    review: str | None = Field(
+        description="The people's decision: waiting, approved or rejected (null when no review was needed)"
+    )
+    approvals: list[ApprovalOut] = Field(description="Approvals that count now (distinct reviewers)")
+    decided_at: str | None
     links: Links
 
 
@@ -157,15 +171,34 @@ def change_out(change: Change, run: Run, request) -> dict:
         "operation": change.operation,
         "record_ids": change.record_ids,
         "values": change.values,
+        "edited_values": change.edited_values,
         "reject_reason": change.reject_reason,
         "last_error": change.last_error,
         "approver": change.approver.get_username() if change.approver_id else None,
+        "approvals": [
+            {
+                "reviewer": a.reviewer.get_username(),
+                "at": a.created_at.isoformat(),
+                "edited": a.edited_values is not None,
+            }
+            for a in change.current_approvals(change.approvals.all())
+        ],
+        "decided_at": change.decided_at.isoformat() if change.decided_at else None,
+        "review": _review_outcome(change),
         "links": {
             "self": request.build_absolute_uri(f"/api/v1/changes/{change.pk}"),
             "run": request.build_absolute_uri(f"/api/v1/runs/{run.pk}"),
             "page": request.build_absolute_uri(change.get_absolute_url()),
         },
     }
+
+
+def _review_outcome(change: Change) -> str | None:
+    if change.status == Change.Status.REJECTED:
+        return "rejected"
+    if change.is_waiting:
+        return "waiting"
+    return "approved" if change.approver_id else None
 
 
 def run_out(run: Run, request) -> dict:
@@ -186,6 +219,14 @@ def run_out(run: Run, request) -> dict:
     }
 
 
+_APPROVALS = Prefetch("approvals", queryset=Approval.objects.select_related("reviewer"))
+
+
+def _with_approvals(changes: list[Change]) -> None:
+    # One query for the whole batch, not one per change.
+    prefetch_related_objects(changes, _APPROVALS)
+
+
 ERRORS = {400: Error, 401: Error, 403: Error, 409: Error, 413: Error, 422: Error}
 
 
@@ -203,6 +244,7 @@ def post_change(request, payload: SingleChangeIn):
         proposals=[Proposal.from_dict(body)],
         loc=[],
     )
+    _with_approvals([stored[0].change])
     return Status(201 if stored[0].created else 200, change_out(stored[0].change, run, request))
 
 
@@ -218,6 +260,7 @@ def post_batch(request, payload: BatchIn):
         loc=["changes"],
     )
     created = any(s.created for s in stored)
+    _with_approvals([s.change for s in stored])
     return Status(
         201 if created else 200,
         {"run": run_out(run, request), "changes": [change_out(s.change, run, request) for s in stored]},
@@ -228,7 +271,7 @@ def post_batch(request, payload: BatchIn):
 def get_change(request, change_id: int):
     """Status, decision and why (the rules that matched, with the values seen), reviewer's reason, links."""
     change = get_object_or_404(
-        Change.objects.select_related("run", "approver", "rule_set", "default_rule_set"),
+        Change.objects.select_related("run", "approver", "rule_set", "default_rule_set").prefetch_related(_APPROVALS),
         pk=change_id,
         agent=request.agent,
     )
@@ -240,6 +283,53 @@ def get_run(request, run_id: int):
     """The run with its changes counted by status."""
     run = get_object_or_404(Run.objects.select_related("workflow", "agent"), pk=run_id, agent=request.agent)
     return run_out(run, request)
+
+
+class CallbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(min_length=1, max_length=500, description="http(s) URL that receives each decision, signed")
+
+
+class CallbackOut(BaseModel):
+    url: str
+    secret: str | None = Field(
+        default=None, description="Only in the answer to PUT: the HMAC-SHA256 key for X-Countersign-Signature"
+    )
+    deliveries: dict[str, int] = Field(default_factory=dict, description="Deliveries by state")
+
+
+@api.put("/callback", response={200: CallbackOut, 401: Error, 422: Error}, summary="Register a callback URL")
+def put_callback(request, payload: CallbackIn):
+    """Decisions on this agent's changes are POSTed to `url`, signed with the secret returned here (only here).
+
+    Registering again gives a new secret. Each POST carries `X-Countersign-Signature: sha256=<hex HMAC of the body>`.
+    """
+    url = payload.url.strip()
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except DjangoValidationError:
+        return Status(422, {"detail": [{"loc": ["body", "url"], "msg": "must be an http or https URL"}]})
+    agent = request.agent
+    secret = agent.set_callback(url)
+    agent.save(update_fields=["callback_url", "callback_secret"])
+    return {"url": url, "secret": secret, "deliveries": {}}
+
+
+@api.get("/callback", response={200: CallbackOut, 401: Error}, summary="Read the callback and its deliveries")
+def get_callback(request):
+    """The registered URL (never the secret) and how many deliveries are pending, delivered or failed."""
+    counts = dict(
+        CallbackDelivery.objects.filter(agent=request.agent).values_list("state").annotate(n=Count("id")).order_by()
+    )
+    return {"url": request.agent.callback_url, "deliveries": counts}
+
+
+@api.delete("/callback", response={204: None, 401: Error}, summary="Stop callbacks")
+def delete_callback(request):
+    """No more callbacks; decisions stay readable with GET /changes/{id}."""
+    request.agent.set_callback("")
+    request.agent.save(update_fields=["callback_url", "callback_secret"])
+    return Status(204, None)
 
 
 # Errors --------------------------------------------------------------------------

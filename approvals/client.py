@@ -8,6 +8,8 @@ change = client.propose(workflow="ticket-triage", run="r-118", operation_id="t-4
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import urllib.error
 import urllib.request
@@ -43,6 +45,10 @@ class Client:
     def run(self, run_id: int) -> dict:
         return self._request("GET", f"/runs/{run_id}")
 
+    def register_callback(self, url: str) -> str:
+        """Have decisions POSTed to `url`; returns the signing secret (shown only now: keep it)."""
+        return self._request("PUT", "/callback", {"url": url})["secret"]
+
     def _request(self, method: str, path: str, body: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
@@ -61,3 +67,9 @@ class Client:
             except ValueError:
                 detail = raw.decode(errors="replace")
             raise ApiError(exc.code, detail) from None
+
+
+def verify_signature(secret: str, body: bytes, signature: str) -> bool:
+    """Check a callback: `signature` is its X-Countersign-Signature header, `body` the raw request body."""
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(signature, expected)

@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .models import Agent, Change, Event
+from .models import Agent, Change, ChangeTarget, Event
 
 S = Change.Status
 
@@ -171,6 +171,8 @@ def admit(changes: list[Change], *, actor: Actor, paused: bool, now=None) -> lis
         events.extend((change, a, b, change.decision_explanation if i == 0 else "") for i, (a, b) in enumerate(steps))
     with transaction.atomic():
         Change.objects.bulk_create(changes)
+        # Indexed (record type, id) rows: the review queue finds changes waiting on the same record.
+        ChangeTarget.objects.bulk_create(ChangeTarget.of(changes))
         append_events(_event(c, a, b, actor, reason, now) for c, a, b, reason in events)
     return changes
 

@@ -9,10 +9,10 @@ from django.utils import timezone
 
 from undo import registry
 
-from .models import Change, Event, Run, Workflow
+from .models import WAITING, Change, ChangeTarget, Event, Run, Workflow
 
 S = Change.Status
-REVIEWABLE = (S.PENDING_REVIEW, S.CONFLICT)
+REVIEWABLE = WAITING
 
 
 @dataclass(frozen=True)
@@ -21,18 +21,6 @@ class Described:
 
     change: Change
     sentences: list[str]
-
-
-def review_queue(*, user, limit: int = 50) -> list[Change]:
-    """Changes waiting for a person in the user's groups, most urgent first."""
-    queryset = Change.objects.filter(status__in=REVIEWABLE).select_related(
-        "agent", "run", "workflow", "rule_set__workflow", "default_rule_set"
-    )
-    if not user.is_superuser:
-        groups = [g.name for g in user.groups.all()]
-        if "reviewers" not in groups:
-            queryset = queryset.filter(review_group__in=groups)
-    return list(queryset.order_by("-risk", "created_at", "id")[:limit])
 
 
 def describe(changes: list[Change]) -> list[Described]:
@@ -65,6 +53,40 @@ def workflow_summaries() -> list[dict]:
         held=Count("changes", filter=Q(changes__status=S.HELD)),
     )
     return list(workflows)
+
+
+def versions(change: Change) -> list[dict]:
+    """The agent's proposal and, when a reviewer corrected it, the reviewer's version, field by field."""
+    rtype = registry.get(change.record_type)
+
+    def fields(values: dict) -> list[tuple[str, str]]:
+        return [(rtype.fields[n].label, rtype.display(n, v)) for n, v in values.items()]
+
+    found = [{"who": f"agent {change.agent}", "fields": fields(change.values)}]
+    if change.is_edited:
+        who = change.edited_by.get_username() if change.edited_by_id else "a reviewer"
+        found.append({"who": f"{who} (reviewer, applied)", "fields": fields(change.edited_values)})
+    return found
+
+
+def changes_on_record(record_type: str, record_id: int, limit: int = 50) -> list[tuple[Change, str]]:
+    """The latest changes proposed on one record, newest first, each with what it sets (or set)."""
+    rtype = registry.get(record_type)
+    ids = ChangeTarget.objects.filter(record_type=record_type, record_id=record_id).values("change_id")
+    changes = Change.objects.filter(pk__in=ids).select_related("agent", "run", "edited_by")
+    found = []
+    for change in changes.order_by("-created_at", "-id")[:limit]:
+        if change.operation == Change.Operation.SOFT_DELETE:
+            what = "delete it (soft delete)"
+        else:
+            what = "set " + ", ".join(
+                f"the {rtype.fields[n].label} to {rtype.display(n, v)}" for n, v in change.values_to_apply().items()
+            )
+        if change.is_edited:
+            who = change.edited_by.get_username() if change.edited_by_id else "a reviewer"
+            what += f" (corrected by {who})"
+        found.append((change, what))
+    return found
 
 
 def run_counts(run: Run) -> dict[str, int]:

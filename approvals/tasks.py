@@ -1,5 +1,7 @@
 """Celery tasks: thin wrappers that take ids and call services."""
 
+from __future__ import annotations
+
 from celery import shared_task
 
 
@@ -15,3 +17,28 @@ def sweep_task() -> dict:
     from .services import sweep
 
     return sweep()
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def deliver_decision_task(self, delivery_id: int) -> str:
+    """One attempt to POST a decision to the agent; the service decides whether and when to retry."""
+    from .callbacks import deliver_decision
+
+    attempt = deliver_decision(delivery_id=delivery_id)
+    if attempt.retry_in is not None:
+        raise self.retry(countdown=attempt.retry_in)
+    return attempt.state
+
+
+@shared_task
+def resend_callbacks_task() -> int:
+    from .callbacks import resend_overdue
+
+    return resend_overdue()
+
+
+@shared_task
+def send_review_digests_task() -> dict:
+    from .digest import send_review_digests
+
+    return send_review_digests()

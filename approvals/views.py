@@ -1,17 +1,15 @@
-"""Browser pages: the dashboard, the review page, a change, a run."""
+"""Browser pages: the dashboard, a change, a run. The review queue is in `views_review`."""
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
-from . import selectors, services
-from .lifecycle import ChangeMoved, IllegalTransition
+from . import queue, selectors
 from .models import Change, Run
 
 
@@ -27,22 +25,22 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-def review(request: HtmxHttpRequest) -> HttpResponse:
-    queue = selectors.describe(selectors.review_queue(user=request.user))
-    return render(request, "approvals/review.html", {"queue": queue})
-
-
-@require_GET
-@login_required
+@vary_on_headers("HX-Request")
 def change_detail(request: HtmxHttpRequest, change_id: int) -> HttpResponse:
     change = get_object_or_404(
         Change.objects.select_related("agent", "run", "workflow", "approver", "rule_set__workflow", "default_rule_set"),
         pk=change_id,
     )
+    item = queue.review_items([change], user=request.user)[0]
+    if request.htmx:
+        # The item alone, e.g. when a reviewer cancels a correction in the queue.
+        return render(request, "approvals/_review_item.html", {"item": item, "here": request.htmx.current_url_abs_path})
     context = {
-        "item": selectors.describe([change])[0],
+        "item": item,
         "events": selectors.change_events(change),
-        "can_review": services.can_review(request.user, change) and change.status in selectors.REVIEWABLE,
+        "approvals": change.approvals.select_related("reviewer"),
+        "deliveries": change.callback_deliveries.all()[:20],
+        "versions": selectors.versions(change),
     }
     return render(request, "approvals/change_detail.html", context)
 
@@ -57,34 +55,3 @@ def run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
     return render(
         request, "approvals/run_detail.html", {"run": run, "counts": selectors.run_counts(run), "changes": changes}
     )
-
-
-@require_POST
-@login_required
-def approve(request: HtmxHttpRequest, change_id: int) -> HttpResponse:
-    change = get_object_or_404(Change.objects.select_related("workflow"), pk=change_id)
-    return _decide(request, change, lambda: services.approve_change(change=change, user=request.user), "Approved")
-
-
-@require_POST
-@login_required
-def reject(request: HtmxHttpRequest, change_id: int) -> HttpResponse:
-    change = get_object_or_404(Change, pk=change_id)
-    reason = request.POST.get("reason", "")
-    return _decide(
-        request, change, lambda: services.reject_change(change=change, user=request.user, reason=reason), "Rejected"
-    )
-
-
-def _decide(request, change: Change, decide, done: str) -> HttpResponse:
-    try:
-        decide()
-        messages.success(request, f"{done} change {change.pk}.")
-    except services.NotAllowed as exc:
-        messages.error(request, str(exc))
-    except (ChangeMoved, IllegalTransition) as exc:
-        messages.warning(request, f"{exc} Someone else decided it first.")
-    next_url = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
-        next_url = "review"
-    return redirect(next_url)

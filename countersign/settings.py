@@ -181,6 +181,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "approvals.tasks.sweep_task",
         "schedule": timedelta(seconds=envint("SWEEP_EVERY_SECONDS", "15")),
     },
+    "review-digests": {
+        "task": "approvals.tasks.send_review_digests_task",
+        "schedule": timedelta(seconds=envint("REVIEW_DIGEST_EVERY_SECONDS", "300")),
+    },
+    "resend-callbacks": {
+        "task": "approvals.tasks.resend_callbacks_task",
+        "schedule": timedelta(seconds=envint("CALLBACK_RESEND_EVERY_SECONDS", "60")),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -190,6 +198,16 @@ APPLY_LEASE_SECONDS = envint("APPLY_LEASE_SECONDS", "120")
 APPLY_MAX_ATTEMPTS = envint("APPLY_MAX_ATTEMPTS", "5")
 # A queued change whose task has not claimed it after this long is enqueued again.
 REQUEUE_AFTER_SECONDS = envint("REQUEUE_AFTER_SECONDS", "30")
+
+# Decision callbacks to agents: attempts, back-off (base × 2^(attempt-1) seconds), timeout.
+CALLBACK_MAX_ATTEMPTS = envint("CALLBACK_MAX_ATTEMPTS", "6")
+CALLBACK_RETRY_BASE_SECONDS = envint("CALLBACK_RETRY_BASE_SECONDS", "10")
+CALLBACK_TIMEOUT_SECONDS = envint("CALLBACK_TIMEOUT_SECONDS", "5")
+# A pending delivery this late past its next attempt lost its task: the resend sweep enqueues it again.
+CALLBACK_RESEND_AFTER_SECONDS = envint("CALLBACK_RESEND_AFTER_SECONDS", "60")
+
+# The review queue: items per page (a reviewer may ask for 5–100).
+REVIEW_PAGE_SIZE = envint("REVIEW_PAGE_SIZE", "25")
 
 LOGGING = {
     "version": 1,

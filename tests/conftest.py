@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.core.servers.basehttp import WSGIServer
 from django.test import Client
 
 from countersign import localredis
@@ -19,6 +20,9 @@ from countersign import localredis
 from .factories import make_agent, make_ticket, make_workflow
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Django's live server queues 10 connections; the concurrency tests open 50 at once.
+WSGIServer.request_queue_size = 128
 
 
 @pytest.fixture(autouse=True)

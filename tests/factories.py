@@ -91,3 +91,18 @@ def ticket_change(ticket: Ticket, operation_id: str = "op-1", **overrides) -> di
         "reasoning": "Subject mentions a double charge.",
         **overrides,
     }
+
+
+def propose_waiting(api, record, operation_id: str = "op-1", run: str = "r-1", workflow: str = "ticket-triage", **body):
+    """Post a change through the API that routing holds for review (risk 0.9); returns the stored Change."""
+    from approvals.models import Change
+
+    if "values" not in body:
+        body = {**ticket_change(record, operation_id, risk=0.9), **body}
+    else:
+        body = {"operation_id": operation_id, "risk": 0.9, "confidence": 0.8, "reasoning": "", **body}
+    response = api.post("/api/v1/changes", {"workflow": workflow, "run": run, **body})
+    assert response.status_code in (200, 201), response.content
+    change = Change.objects.get(pk=response.json()["id"])
+    assert change.status == Change.Status.PENDING_REVIEW, change.status
+    return change

@@ -120,6 +120,26 @@ class RecordType:
         ]
         return "Change " + (", and ".join(parts) if parts else f"nothing on {record}")
 
+    @property
+    def plural(self) -> str:
+        meta = self.model._meta
+        return str(meta.verbose_name_plural) if self.label == str(meta.verbose_name) else f"{self.label}s"
+
+    def describe_alike(self, operation: str, values: dict[str, Any]) -> str:
+        """What many alike changes do, for a group of them: "set the status of tickets to resolved"."""
+        if operation == "create":
+            parts = ", ".join(f"{self.fields[n].label} {self.display(n, v)}" for n, v in values.items())
+            return f"create {self.plural} with {parts}" if parts else f"create {self.plural}"
+        if operation == "soft_delete":
+            return f"delete {self.plural} (soft delete: they can be restored)"
+        parts = [
+            f"the {self.fields[n].label} of {self.plural} to {self.display(n, v)}"
+            if i == 0
+            else f"the {self.fields[n].label} to {self.display(n, v)}"
+            for i, (n, v) in enumerate(values.items())
+        ]
+        return "set " + ", and ".join(parts)
+
     def touches_irreversible(self, field_names) -> bool:
         return self.irreversible or any(self.fields[n].irreversible for n in field_names if n in self.fields)
 

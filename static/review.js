@@ -1,0 +1,90 @@
+// The review queue: keyboard shortcuts, and htmx swaps of the answers that carry a message.
+// Everything here is an enhancement; every action is also a plain link or form.
+(function () {
+  "use strict";
+
+  // htmx leaves 4xx answers unswapped by default. Ours re-render the item with what went
+  // wrong: 422 a form error, 409 someone decided first, 403 not yours to decide.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var status = event.detail.xhr.status;
+    if (status === 403 || status === 409 || status === 422) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
+  var currentId = null;
+
+  function items() {
+    return Array.prototype.slice.call(document.querySelectorAll("[data-queue-item]"));
+  }
+
+  function current() {
+    return (currentId && document.getElementById(currentId)) || null;
+  }
+
+  function select(el) {
+    items().forEach(function (i) { i.classList.remove("current"); });
+    if (!el) { currentId = null; return; }
+    el.classList.add("current");
+    currentId = el.id;
+    el.focus({ preventScroll: true });
+    el.scrollIntoView({ block: "nearest" });
+  }
+
+  function move(step) {
+    var list = items();
+    if (!list.length) return;
+    var index = list.indexOf(current());
+    select(list[index < 0 ? 0 : Math.min(Math.max(index + step, 0), list.length - 1)]);
+  }
+
+  function act(names) {
+    var el = current() || items()[0];
+    if (!el) return;
+    select(el);
+    for (var i = 0; i < names.length; i++) {
+      var target = el.querySelector('[data-action="' + names[i] + '"]');
+      if (!target) continue;
+      if (target.tagName === "INPUT") target.focus(); else target.click();
+      return;
+    }
+  }
+
+  var keys = {
+    j: function () { move(1); },
+    k: function () { move(-1); },
+    a: function () { act(["approve"]); },
+    r: function () { act(["reason", "reject"]); },
+    e: function () { act(["edit"]); }
+  };
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    var el = event.target;
+    if (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT" || el.isContentEditable) {
+      if (event.key === "Escape") el.blur();
+      return;
+    }
+    var handler = keys[event.key];
+    if (handler) {
+      event.preventDefault();
+      handler();
+    }
+  });
+
+  // A swapped card is a new element with the same id: it stays the current one.
+  document.addEventListener("htmx:afterSettle", function () {
+    var el = current();
+    if (el) el.classList.add("current");
+  });
+
+  document.addEventListener("click", function (event) {
+    var el = event.target.closest && event.target.closest("[data-queue-item]");
+    if (el && el.id !== currentId) {
+      items().forEach(function (i) { i.classList.remove("current"); });
+      el.classList.add("current");
+      currentId = el.id;
+    }
+  });
+})();
