@@ -9,4 +9,6 @@ urlpatterns = [
     path("changes/<int:change_id>/approve", views.approve, name="approve"),
     path("changes/<int:change_id>/reject", views.reject, name="reject"),
     path("runs/<int:run_id>/", views.run_detail, name="run_detail"),
+    path("runs/<int:run_id>/undo", views.undo_run, name="undo_run"),
+    path("undo-agent/", views.undo_agent, name="undo_agent"),
 ]
