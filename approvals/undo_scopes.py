@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.db.models import Count
 from django.utils import timezone
 
-from undo.revert import Scope
+from undo.scopes import Scope
 from undo.services import UndoRefused
 
 from .models import Agent, Change, Run

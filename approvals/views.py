@@ -11,10 +11,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from undo import preview as undo_preview
 from undo import registry
 from undo import selectors as undo_selectors
 from undo import services as undo_services
-from undo.revert import NothingToUndo
+from undo.scopes import NothingToUndo
 from undo.views import refused
 
 from . import selectors, services, undo_scopes
@@ -98,7 +99,7 @@ def undo_run(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
             )
             messages.success(request, f"{undo}: {undo.get_status_display()}.")
             return redirect(back)
-        preview = undo_services.preview_undo(scope=target.scope, description=target.description)
+        preview = undo_preview.preview_undo(scope=target.scope, description=target.description)
     except undo_services.NotAllowed as exc:
         return refused(request, exc, status=403, back=back)
     except (NothingToUndo, undo_services.UndoRefused) as exc:
@@ -120,7 +121,7 @@ def undo_agent(request: HtmxHttpRequest) -> HttpResponse:
             target = undo_scopes.for_agent(
                 name=data["agent"], version=data["version"], since=data["since"], until=data["until"]
             )
-            undo_services.check_may_undo(request.user, undo_services.extent(target.scope).record_types)
+            undo_services.check_may_undo(request.user, undo_selectors.extent(target.scope).record_types)
             if request.method == "POST":
                 undo = undo_services.request_undo(
                     scope=target.scope,
@@ -129,7 +130,7 @@ def undo_agent(request: HtmxHttpRequest) -> HttpResponse:
                     forced=request.POST.getlist("force"),
                 )
                 return redirect(undo.get_absolute_url())
-            preview = undo_services.preview_undo(scope=target.scope, description=target.description)
+            preview = undo_preview.preview_undo(scope=target.scope, description=target.description)
         except undo_services.NotAllowed as exc:
             return refused(request, exc, status=403)
         except (NothingToUndo, undo_services.UndoRefused) as exc:

@@ -6,11 +6,13 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from django.core.paginator import Page, Paginator
+from django.db.models import Count
 from django.urls import reverse
 
 from . import links, registry
 from .models import Undo
-from .revert import DELETED, Slot, python_value, table
+from .scopes import Scope
+from .tables import DELETED, Slot, python_value, table
 
 
 def display_slot(slot: Slot, value: tuple | None) -> str:
@@ -188,3 +190,45 @@ def undos_for_run(run_id: int, *, limit: int = 5) -> list[Undo]:
     undo_ids = list(Undo.objects.filter(run_id=run_id).values_list("id", flat=True)[:limit])
     redos = Undo.objects.filter(target_id__in=undo_ids)
     return list((Undo.objects.filter(id__in=undo_ids) | redos).select_related("target").order_by("-created_at")[:limit])
+
+
+# Scopes and undos ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Extent:
+    """How far a scope reaches: record types, records and changes."""
+
+    record_types: list[str]
+    records: int
+    changes: int
+
+
+def extent(scope: Scope) -> Extent:
+    """Count what the scope touches, one aggregate query per record type."""
+    record_types, records, changes = [], 0, 0
+    for rtype in registry.all_record_types():
+        q = scope.history_q(rtype)
+        if q is None:
+            continue
+        found = rtype.model.history.filter(q).aggregate(
+            records=Count("id", distinct=True), changes=Count("cs_change_id", distinct=True)
+        )
+        if found["records"]:
+            record_types.append(rtype.name)
+            records += found["records"]
+            changes += found["changes"]
+    return Extent(record_types, records, changes)
+
+
+def chain_of(scope_key: str, *, undo_id: int | None = None) -> frozenset[int]:
+    """Undos whose rows count as the scope's own: earlier undos of the same scope and their redos."""
+    ids = set(Undo.objects.filter(scope_key=scope_key).values_list("id", flat=True))
+    if undo_id is not None:
+        ids.add(undo_id)
+    frontier = set(ids)
+    while frontier:
+        keys = [f"undo:{i}" for i in frontier]
+        frontier = set(Undo.objects.filter(scope_key__in=keys).values_list("id", flat=True)) - ids
+        ids |= frontier
+    return frozenset(ids)

@@ -12,7 +12,8 @@ from django_htmx.middleware import HtmxDetails
 
 from . import links, registry, selectors, services
 from .models import Undo
-from .revert import NothingToUndo
+from .preview import preview_undo
+from .scopes import NothingToUndo
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -102,7 +103,7 @@ def restore(request: HtmxHttpRequest, record_type: str, record_id: int, history_
         messages.success(request, f"{undo}: {undo.get_status_display()}.")
         return redirect(back)
     try:
-        preview = services.preview_undo(scope=scope, description=description)
+        preview = preview_undo(scope=scope, description=description)
     except NothingToUndo:
         preview = None
     context = {"rtype": rtype, "label": label, "version": version, "preview": preview, "upto": upto, "back": back}
@@ -165,7 +166,7 @@ def redo(request: HtmxHttpRequest, undo_id: int) -> HttpResponse:
         if request.method == "POST":
             redone = services.request_redo(undo=undo, user=request.user, forced=request.POST.getlist("force"))
             return redirect(redone.get_absolute_url())
-        preview = services.preview_undo(
+        preview = preview_undo(
             scope=services.redo_scope(undo), description=services.redo_description(undo), target=undo
         )
     except services.NotAllowed as exc:

@@ -13,7 +13,7 @@ from approvals.services import apply_changes
 from undo import services
 from undo.history import Tags, tagged
 from undo.models import Undo
-from undo.revert import Scope
+from undo.scopes import Scope
 
 _ops = itertools.count(1)
 

@@ -11,7 +11,8 @@ from demo.models import Ticket
 from tests.factories import make_tickets
 from undo import revert, services
 from undo.models import Undo
-from undo.revert import Scope
+from undo.preview import preview_undo
+from undo.scopes import Scope
 
 from .conftest import apply_run, human_edit, redo, undo
 
@@ -80,7 +81,7 @@ def test_a_later_edit_of_the_same_field_is_a_conflict_left_in_place(support, tic
     run, changes = run_of_three
     human_edit(support, tickets[0], status="closed")
 
-    preview = services.preview_undo(scope=Scope(run_id=run.pk), description="run r-1")
+    preview = preview_undo(scope=Scope(run_id=run.pk), description="run r-1")
     assert (preview.records, preview.records_to_write, preview.conflicts) == (3, 3, 1)
     (item,) = preview.conflict_items
     assert "status: this scope set it to resolved; since then sam set it to closed" in item.conflicts[0]

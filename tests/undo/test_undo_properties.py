@@ -32,7 +32,7 @@ from demo.models import Ticket
 from tests.factories import make_agent, make_customer, make_workflow
 from undo import services
 from undo.models import Undo
-from undo.revert import NothingToUndo, Scope
+from undo.scopes import NothingToUndo, Scope
 
 from .conftest import apply_run, human_edit
 
