@@ -45,8 +45,15 @@ def describe(changes: list[Change]) -> list[Described]:
         if change.operation == Change.Operation.CREATE:
             sentences = [rtype.describe_change(change.operation, None, change.values)]
         else:
+            # Once written, the record has moved on: say "from" what the change was applied over.
+            written = change.status in (S.APPLIED, S.UNDONE)
             sentences = [
-                rtype.describe_change(change.operation, records[change.record_type].get(pk), change.values)
+                rtype.describe_change(
+                    change.operation,
+                    records[change.record_type].get(pk),
+                    change.values,
+                    before=change.expected.get(str(pk)) if written else None,
+                )
                 for pk in change.record_ids
             ]
         described.append(Described(change, sentences))

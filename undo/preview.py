@@ -155,7 +155,7 @@ def _revert_line(plan: RecordPlan, slot, before) -> str:
     now = slot.get(plan.current)
     if slot.name == DELETED:
         if before is None:
-            return "delete it (it was created by this scope; a soft delete, it can be restored)"
+            return "delete it (these changes created it; a soft delete: it can be restored)"
         if before[0] is None:
             return f"restore it (it is {display_slot(slot, now)})"
         return "delete it again, as it was"
@@ -173,9 +173,9 @@ def _conflict_line(plan: RecordPlan, conflict, writers: dict) -> str:
         )
     parts = []
     if slot.name == DELETED and conflict.before is None:
-        head = "it was created by this scope, and since then"
+        head = "it was created by these changes, and since then"
     else:
-        head = f"{slot.label}: this scope set it to {display_slot(slot, conflict.written)}; since then"
+        head = f"{slot.label}: these changes set it to {display_slot(slot, conflict.written)}; since then"
     for history_id in conflict.later:
         writer = writers.get(history_id)
         if writer is None:

@@ -115,6 +115,7 @@ def request_undo(
             total=reach.records,
         )
     start_undo(undo)
+    undo.refresh_from_db()
     return undo
 
 

@@ -84,7 +84,7 @@ def test_a_later_edit_of_the_same_field_is_a_conflict_left_in_place(support, tic
     preview = preview_undo(scope=Scope(run_id=run.pk), description="run r-1")
     assert (preview.records, preview.records_to_write, preview.conflicts) == (3, 3, 1)
     (item,) = preview.conflict_items
-    assert "status: this scope set it to resolved; since then sam set it to closed" in item.conflicts[0]
+    assert "status: these changes set it to resolved; since then sam set it to closed" in item.conflicts[0]
     assert item.lines == ["tags: billing → (empty)"]
 
     done = undo(support, run_id=run.pk)

@@ -153,7 +153,7 @@ def test_a_created_record_someone_edited_since_is_a_conflict(support, run_agent,
 
     assert Ticket.objects.filter(pk=ticket.pk).exists()
     assert done.conflicts_left == 1
-    assert "it was created by this scope, and since then sam changed it" in done.conflicts[0]["lines"][0]
+    assert "it was created by these changes, and since then sam changed it" in done.conflicts[0]["lines"][0]
 
     forced = undo(support, run_id=run.pk, forced=[f"ticket:{ticket.pk}"])
     assert forced.forced_count == 1
