@@ -119,7 +119,13 @@ def scope_rows(scope: Scope) -> Iterator[tuple[Table, list[tuple[int, int, int |
         q = scope.history_q(rtype)
         if q is None:
             continue
-        rows = list(rtype.model.history.filter(q).values_list("history_id", "id", "cs_change_id"))
+        # The ORM writes the query; the rows are read as plain tuples (no per-row ORM work).
+        sql, params = (
+            rtype.model.history.filter(q).values_list("history_id", "id", "cs_change_id").query.sql_with_params()
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
         if rows:
             yield table(rtype), rows
 

@@ -274,3 +274,14 @@ def test_nothing_in_scope_is_refused_in_plain_words(support, db):
 
 def override_batch(size: int):
     return mock.patch("django.conf.settings.UNDO_BATCH_SIZE", size)
+
+
+def test_the_sweeper_hands_undos_nobody_runs_to_a_worker(support, tickets, run_of_three, settings):
+    run, _ = run_of_three
+    settings.UNDO_INLINE_MAX_RECORDS = 0
+    with mock.patch("undo.tasks.execute_undo_task.delay") as delay:
+        made = services.request_undo(scope=Scope(run_id=run.pk), description="r-1", user=support)
+        # The broker was down at commit: the undo waits, queued. Later, the sweeper finds it.
+        Undo.objects.filter(pk=made.pk).update(created_at=made.created_at.replace(year=2000))
+        assert services.sweep_undos() == 1
+    delay.assert_called_once_with(made.pk)

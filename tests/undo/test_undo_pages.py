@@ -41,6 +41,7 @@ def test_the_run_page_shows_counts_changes_and_the_undo_button_to_owners(support
     assert f'href="/runs/{run.pk}/undo"' in page and "Undo this run" in page
     assert "Rerun failed" in page and "disabled" in page  # shown, never a fake button
     assert page.count('name="change"') == 3  # each applied change can be selected
+    assert "/undo-agent/?agent=triage-bot&amp;version=2.3&amp;since=" in page  # widen to the incident
 
 
 def test_the_run_page_explains_who_may_undo_to_a_reviewer(reviewer, run):
