@@ -73,6 +73,7 @@ class RecordPlan:
     cannot: str = ""  # why nothing can be done (record gone, no soft delete)
     forced: bool = False
     change_slots: dict[int, set[Slot]] = field(default_factory=dict)
+    last_undo_id: int | None = None  # the undo that wrote the record's newest version, if one did
 
     @property
     def key(self) -> str:
@@ -230,7 +231,7 @@ def _plan_record(
     chain: frozenset[int],
     candidates: frozenset[int] | None,
 ) -> RecordPlan:
-    plan = RecordPlan(tbl, record_id)
+    plan = RecordPlan(tbl, record_id, last_undo_id=rows[-1][H_UNDO] if rows else None)
     kinds = [SCOPE if r[H_ID] in scope_ids else CHAIN if r[H_UNDO] in chain else OTHER for r in rows]
     values = [r[V0:] for r in rows]
     n = len(rows)
@@ -282,6 +283,12 @@ def _plan_record(
                 before = slot.get(values[i])
                 break
             # Rows of the scope and of its chain are walked over: the value before is someone else's.
+        if before is None:
+            # No version before the scope's writes is kept (history pruned): nothing to go back to.
+            plan.reverts.clear()
+            plan.conflicts.clear()
+            plan.cannot = f"{tbl.rtype.label} #{record_id} has no version before these changes to go back to"
+            return plan
         now = slot.get(current)
         outside = now != slot.get(values[-1])
         if now == before:

@@ -179,8 +179,16 @@ def execute_undo(*, undo_id: int) -> Undo | None:
     now = timezone.now()
     lease = timedelta(seconds=settings.UNDO_LEASE_SECONDS)
     claimable = Q(status=Undo.Status.QUEUED) | Q(status=Undo.Status.RUNNING, lease_until__lt=now)
+    # Each attempt checks every record again: what it finds is counted afresh; what an
+    # earlier attempt wrote (records_reverted, change_ids_done) stays counted.
     claimed = Undo.objects.filter(claimable, pk=undo_id).update(
-        status=Undo.Status.RUNNING, lease_until=now + lease, done=0, error=""
+        status=Undo.Status.RUNNING,
+        lease_until=now + lease,
+        done=0,
+        already_back=0,
+        conflicts_left=0,
+        conflicts=[],
+        error="",
     )
     if not claimed:
         return None
@@ -244,7 +252,9 @@ def _run_chunk(undo: Undo, chunk: revert.Chunk, *, chain, candidates, reason: st
     undo.records_reverted += written.records
     undo.fields_reverted += written.fields
     undo.forced_count += written.forced
-    undo.already_back += sum(1 for p in plans if not p.conflicts and not p.reverts and not p.cannot)
+    undo.already_back += sum(
+        1 for p in plans if not (p.conflicts or p.reverts or p.cannot) and p.last_undo_id != undo.pk
+    )
     undo.conflicts_left += len(left)
     room = CONFLICTS_KEPT - len(undo.conflicts)
     if room > 0 and left:

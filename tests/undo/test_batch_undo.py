@@ -221,6 +221,7 @@ def test_a_running_undo_is_not_run_twice(support, tickets, run_of_three, setting
 
 def test_an_interrupted_undo_finishes_when_run_again(support, tickets, run_of_three):
     run, changes = run_of_three
+    human_edit(support, tickets[0], status="closed")
     real_write = revert.write_chunk
     calls = []
 
@@ -235,17 +236,20 @@ def test_an_interrupted_undo_finishes_when_run_again(support, tickets, run_of_th
 
     assert failed.status == Undo.Status.FAILED
     assert "stopped after 1 of 3 records: the disk is full" in failed.error
-    assert values(tickets) == [("open", ""), ("resolved", "billing"), ("resolved", "billing")]
-    assert Change.objects.get(pk=changes[0].pk).status == S.UNDONE
+    assert values(tickets) == [("closed", ""), ("resolved", "billing"), ("resolved", "billing")]
+    assert failed.conflicts_left == 1
 
     with override_batch(1):
         services.retry_undo(undo=failed, user=support)
 
     failed.refresh_from_db()
     assert failed.status == Undo.Status.DONE
-    assert values(tickets) == [("open", "")] * 3
+    # Counted once, though the first record was checked by both attempts.
+    assert (failed.records_reverted, failed.already_back, failed.conflicts_left) == (3, 0, 1)
+    assert len(failed.conflicts) == 1
+    assert values(tickets) == [("closed", ""), ("open", ""), ("open", "")]
     assert Ticket.history.filter(cs_undo_id=failed.pk).count() == 3  # nothing written twice
-    assert sorted(failed.change_ids_done) == [c.pk for c in changes]
+    assert sorted(failed.change_ids_done) == [c.pk for c in changes[1:]]
 
 
 def test_a_reviewer_who_owns_nothing_may_not_undo(reviewer, tickets, run_of_three):
@@ -285,3 +289,15 @@ def test_the_sweeper_hands_undos_nobody_runs_to_a_worker(support, tickets, run_o
         Undo.objects.filter(pk=made.pk).update(created_at=made.created_at.replace(year=2000))
         assert services.sweep_undos() == 1
     delay.assert_called_once_with(made.pk)
+
+
+def test_a_record_whose_earlier_history_is_gone_is_left_and_said_so(support, tickets, run_of_three):
+    run, (first, _, _) = run_of_three
+    Ticket.history.filter(id=tickets[0].pk, history_type="+").delete()  # pruned by someone
+
+    done = undo(support, run_id=run.pk, forced=[f"ticket:{tickets[0].pk}"])
+
+    assert values(tickets) == [("resolved", "billing"), ("open", ""), ("open", "")]
+    assert done.conflicts_left == 1
+    assert "has no version before these changes to go back to" in done.conflicts[0]["lines"][-1]
+    assert Change.objects.get(pk=first.pk).status == S.APPLIED
