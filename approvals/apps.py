@@ -4,3 +4,15 @@ from django.apps import AppConfig
 class ApprovalsConfig(AppConfig):
     name = "approvals"
     verbose_name = "Approvals"
+
+    def ready(self):
+        from django.urls import reverse
+
+        from undo import links
+
+        from . import receivers  # noqa: F401  (marks changes undone / redone when undo reports back)
+
+        # Record timelines link the change and run tags on history rows to their pages.
+        links.set_resolver("change", lambda pk: reverse("change_detail", args=[pk]))
+        links.set_resolver("run", lambda pk: reverse("run_detail", args=[pk]))
+        links.set_resolver("record_changes", lambda key: reverse("record_changes", args=key))

@@ -32,7 +32,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     S.CONFLICT: frozenset({S.APPROVED, S.REJECTED}),
     S.APPLIED: frozenset({S.UNDONE}),
     S.FAILED: frozenset({S.QUEUED}),
-    S.UNDONE: frozenset({S.QUEUED}),
+    # undone → applied is a redo: the undo was itself undone, so the change's writes
+    # are in effect again (written back from history, not applied anew, so no queue).
+    S.UNDONE: frozenset({S.QUEUED, S.APPLIED}),
     S.REJECTED: frozenset(),
     S.REFUSED: frozenset(),
 }
@@ -144,6 +146,109 @@ def append_events(events: Iterable[Event]) -> None:
     )
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
+
+
+def transition_many(change_ids: Iterable[int], to: str, *, frm: str, actor: Actor, reason: str = "") -> list[int]:
+    """Move every change among `change_ids` that is `frm` now to `to`, with one event each.
+
+    For thousands at once (an undo of a run): per batch one read under lock, one UPDATE
+    and one multi-row insert of events. Changes in another status are left alone (they
+    moved already, or never got there), so calling it twice moves nothing more.
+    Returns the ids moved.
+    """
+    check(frm, to)
+    ids = list(change_ids)
+    moved: list[int] = []
+    now = timezone.now()
+    with transaction.atomic():
+        for start in range(0, len(ids), _MANY_BATCH):
+            # The statuses are read under a lock (PostgreSQL locks these rows; on SQLite the
+            # IMMEDIATE transaction holds the database's write lock), so the UPDATE of exactly
+            # these rows below is the compare-and-set. The status is compared here, not in SQL:
+            # `WHERE id IN (…) AND status = …` makes SQLite's planner walk the status index
+            # (measured: ~10x slower for 5,000 ids).
+            rows = [
+                (pk, w, r) for pk, status, w, r in _read_statuses(ids[start : start + _MANY_BATCH]) if status == frm
+            ]
+            if not rows:
+                continue
+            _write_statuses([r[0] for r in rows], to=to, now=now)
+            _insert_events(rows, frm=frm, to=to, actor=actor, reason=reason, now=now)
+            moved.extend(r[0] for r in rows)
+    return moved
+
+
+_MANY_BATCH = 5000
+
+
+def _read_statuses(ids: list[int]) -> list[tuple[int, str, int, int]]:
+    # Plain SQL: the ORM's `pk__in` prepares every id one by one (~4 µs each, 40 ms for 10,000).
+    qn = connection.ops.quote_name
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    sql = "SELECT {}, {}, {}, {} FROM {} WHERE {} IN ({}){}".format(
+        qn("id"),
+        qn("status"),
+        qn(Change._meta.get_field("workflow").column),
+        qn(Change._meta.get_field("run").column),
+        qn(Change._meta.db_table),
+        qn("id"),
+        ", ".join(["%s"] * len(ids)),
+        lock,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, ids)
+        return cursor.fetchall()
+
+
+def _write_statuses(ids: list[int], *, to: str, now) -> None:
+    qn = connection.ops.quote_name
+    sql = "UPDATE {} SET {} = %s, {} = %s WHERE {} IN ({})".format(
+        qn(Change._meta.db_table), qn("status"), qn("updated_at"), qn("id"), ", ".join(["%s"] * len(ids))
+    )
+    updated_at = Change._meta.get_field("updated_at").get_db_prep_save(now, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [to, updated_at, *ids])
+
+
+def _insert_events(rows: list[tuple[int, int, int]], *, frm: str, to: str, actor: Actor, reason: str, now) -> None:
+    # One INSERT … SELECT from the changes just moved: the database builds the rows.
+    # Measured on 10,000 changes: Event.objects.bulk_create 0.6 s (building and preparing
+    # model instances), executemany 0.09 s, this 0.035 s. The columns are Event's own fields,
+    # filled with exactly what `_event` puts in them.
+    fields = [f for f in Event._meta.concrete_fields if not f.primary_key]
+    constants = {
+        "created_at": now,
+        "kind": Event.Kind.CHANGE_STATUS,
+        "actor_id": actor.user.pk if actor.user is not None else None,
+        "actor_label": actor.label,
+        "from_status": frm,
+        "to_status": to,
+    }
+    from_change = {"workflow_id": "workflow_id", "run_id": "run_id", "change_id": "id"}
+    qn = connection.ops.quote_name
+    select, params = [], []
+    for f in fields:
+        if f.attname in from_change:
+            select.append(qn(from_change[f.attname]))
+        elif f.attname == "message":
+            select.append("%s || CAST({} AS TEXT) || %s".format(qn("id")))
+            tail = f" {S(frm).label} → {S(to).label}" + (f". {reason}" if reason else "")
+            params += [f"{actor.label}: change ", tail]
+        else:
+            select.append("%s")
+            value = constants[f.attname] if f.attname in constants else f.get_default()
+            params.append(f.get_db_prep_save(value, connection))
+    ids = [r[0] for r in rows]
+    sql = "INSERT INTO {} ({}) SELECT {} FROM {} WHERE {} IN ({})".format(
+        qn(Event._meta.db_table),
+        ", ".join(qn(f.column) for f in fields),
+        ", ".join(select),
+        qn(Change._meta.db_table),
+        qn("id"),
+        ", ".join(["%s"] * len(ids)),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params + ids)
 
 
 def admit(changes: list[Change], *, actor: Actor, paused: bool, now=None) -> list[Change]:

@@ -35,8 +35,15 @@ def describe(changes: list[Change]) -> list[Described]:
         if change.operation == Change.Operation.CREATE:
             sentences = [rtype.describe_change(change.operation, None, change.values)]
         else:
+            # Once written, the record has moved on: say "from" what the change was applied over.
+            written = change.status in (S.APPLIED, S.UNDONE)
             sentences = [
-                rtype.describe_change(change.operation, records[change.record_type].get(pk), change.values)
+                rtype.describe_change(
+                    change.operation,
+                    records[change.record_type].get(pk),
+                    change.values,
+                    before=change.expected.get(str(pk)) if written else None,
+                )
                 for pk in change.record_ids
             ]
         described.append(Described(change, sentences))
@@ -91,6 +98,27 @@ def changes_on_record(record_type: str, record_id: int, limit: int = 50) -> list
 
 def run_counts(run: Run) -> dict[str, int]:
     return dict(run.changes.values_list("status").annotate(n=Count("id")).order_by())
+
+
+# The run page's filters: what changed, what failed, what still waits.
+RUN_FILTERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "": ("all", ()),
+    "applied": ("applied", (S.APPLIED,)),
+    "failed": ("failed", (S.FAILED, S.CONFLICT)),
+    "waiting": (
+        "still waiting",
+        (S.PROPOSED, S.PENDING_REVIEW, S.AUTO_APPROVED, S.APPROVED, S.HELD, S.QUEUED, S.APPLYING),
+    ),
+    "undone": ("undone", (S.UNDONE,)),
+    "rejected": ("rejected or refused", (S.REJECTED, S.REFUSED)),
+}
+
+
+def run_changes(run: Run, *, show: str = ""):
+    """The run's changes in the order they came, narrowed to one of RUN_FILTERS."""
+    changes = run.changes.select_related("agent", "run", "workflow").order_by("id")
+    statuses = RUN_FILTERS[show][1]
+    return changes.filter(status__in=statuses) if statuses else changes
 
 
 def change_events(change: Change) -> list[Event]:

@@ -12,5 +12,8 @@ urlpatterns = [
     path("changes/<int:change_id>/edit", views_review.edit, name="edit"),
     path("runs/<int:run_id>/", views.run_detail, name="run_detail"),
     path("", include("approvals.urls_rules")),
-    path("records/<str:record_type>/<int:record_id>/", views_records.record_detail, name="record_detail"),
+    # The record's own page (timeline, restore) is undo's; this one lists the changes proposed on it.
+    path("records/<str:record_type>/<int:record_id>/changes/", views_records.record_detail, name="record_changes"),
+    path("runs/<int:run_id>/undo", views.undo_run, name="undo_run"),
+    path("undo-agent/", views.undo_agent, name="undo_agent"),
 ]

@@ -1,15 +1,25 @@
-"""Browser pages: the dashboard, a change, a run. The review queue is in `views_review`."""
+"""Browser pages: the dashboard, a change, a run, and undoing them. The review queue is in `views_review`."""
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
-from . import queue, selectors
+from undo import preview as undo_preview
+from undo import registry
+from undo import selectors as undo_selectors
+from undo import services as undo_services
+from undo.scopes import NothingToUndo
+from undo.views import refused
+
+from . import queue, selectors, undo_scopes
+from .forms_undo import AgentWindowForm
 from .models import Change, Run
 
 
@@ -41,6 +51,8 @@ def change_detail(request: HtmxHttpRequest, change_id: int) -> HttpResponse:
         "approvals": change.approvals.select_related("reviewer"),
         "deliveries": change.callback_deliveries.all()[:20],
         "versions": selectors.versions(change),
+        "can_undo": change.status == Change.Status.APPLIED
+        and undo_services.may_undo(request.user, [change.record_type]),
     }
     return render(request, "approvals/change_detail.html", context)
 
@@ -49,9 +61,81 @@ def change_detail(request: HtmxHttpRequest, change_id: int) -> HttpResponse:
 @login_required
 def run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(Run.objects.select_related("agent", "workflow"), pk=run_id)
-    changes = selectors.describe(
-        list(run.changes.select_related("rule_set__workflow", "default_rule_set").order_by("id")[:200])
-    )
-    return render(
-        request, "approvals/run_detail.html", {"run": run, "counts": selectors.run_counts(run), "changes": changes}
-    )
+    show = request.GET.get("show", "")
+    if show not in selectors.RUN_FILTERS:
+        show = ""
+    page = Paginator(selectors.run_changes(run, show=show), 50).get_page(request.GET.get("page"))
+    record_types = undo_scopes.record_types_of_run(run)
+    context = {
+        "run": run,
+        "counts": selectors.run_counts(run),
+        "filters": selectors.RUN_FILTERS,
+        "show": show,
+        "page": page,
+        "changes": selectors.describe(list(page)),
+        "record_types": record_types,
+        "can_undo": bool(record_types) and undo_services.may_undo(request.user, record_types),
+        "owners": sorted({registry.get(t).owner_group for t in record_types}),
+        "undos": undo_selectors.undos_for_run(run.pk),
+    }
+    return render(request, "approvals/run_detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def undo_run(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
+    """Undo a run, or the changes of it ticked on its page (`change`): preview on GET, undo on POST."""
+    run = get_object_or_404(Run.objects.select_related("agent", "workflow"), pk=run_id)
+    data = request.POST if request.method == "POST" else request.GET
+    change_ids = sorted({int(v) for v in data.getlist("change") if v.isdigit()})
+    back = run.get_absolute_url()
+    try:
+        target = undo_scopes.for_run(run, change_ids or None)
+        undo_services.check_may_undo(request.user, undo_scopes.record_types_of_run(run, change_ids))
+        if request.method == "POST":
+            undo = undo_services.request_undo(
+                scope=target.scope,
+                description=target.description,
+                user=request.user,
+                forced=request.POST.getlist("force"),
+            )
+            messages.success(request, f"{undo}: {undo.get_status_display()}.")
+            return redirect(back)
+        preview = undo_preview.preview_undo(scope=target.scope, description=target.description)
+    except undo_services.NotAllowed as exc:
+        return refused(request, exc, status=403, back=back)
+    except (NothingToUndo, undo_services.UndoRefused) as exc:
+        return refused(request, exc, status=409, back=back)
+    context = {"run": run, "target": target, "preview": preview, "change_ids": change_ids}
+    return render(request, "approvals/undo_run.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def undo_agent(request: HtmxHttpRequest) -> HttpResponse:
+    """The incident scope: everything an agent (version) did in a time window."""
+    data = request.POST if request.method == "POST" else (request.GET or None)
+    form = AgentWindowForm(data)
+    preview = None
+    if form.is_bound and form.is_valid():
+        try:
+            data = form.cleaned_data
+            target = undo_scopes.for_agent(
+                name=data["agent"], version=data["version"], since=data["since"], until=data["until"]
+            )
+            undo_services.check_may_undo(request.user, undo_selectors.extent(target.scope).record_types)
+            if request.method == "POST":
+                undo = undo_services.request_undo(
+                    scope=target.scope,
+                    description=target.description,
+                    user=request.user,
+                    forced=request.POST.getlist("force"),
+                )
+                return redirect(undo.get_absolute_url())
+            preview = undo_preview.preview_undo(scope=target.scope, description=target.description)
+        except undo_services.NotAllowed as exc:
+            return refused(request, exc, status=403)
+        except (NothingToUndo, undo_services.UndoRefused) as exc:
+            form.add_error(None, str(exc))
+    status = 422 if form.is_bound and form.errors else 200
+    return render(request, "approvals/undo_agent.html", {"form": form, "preview": preview}, status=status)

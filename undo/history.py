@@ -1,4 +1,4 @@
-"""Tagging snapshots: every history row says which change, run and agent made it."""
+"""Tagging snapshots: every history row says which change, run and agent (or which undo) made it."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ class Tags:
     run_id: int | None = None
     agent_id: int | None = None
     agent_label: str = ""
+    undo_id: int | None = None
 
     def as_history_attrs(self) -> dict:
         """The same tags as keyword values for bulk paths (`custom_historical_attrs=`)."""
@@ -24,6 +25,7 @@ class Tags:
             "cs_run_id": self.run_id,
             "cs_agent_id": self.agent_id,
             "cs_agent_label": self.agent_label,
+            "cs_undo_id": self.undo_id,
         }
 
 

@@ -97,14 +97,22 @@ class RecordType:
             return str(dict(model_field.flatchoices).get(value, value))
         if isinstance(model_field, models.BooleanField):
             return "yes" if value else "no"
+        if isinstance(model_field, models.ForeignKey):
+            return f"{model_field.related_model._meta.verbose_name} #{value}"
         return str(value)
 
     def current_values(self, instance: models.Model, names) -> dict[str, Any]:
         """The record's current values of `names`, as JSON values."""
         return {n: to_json(getattr(instance, self.fields[n].model_field.attname)) for n in names}
 
-    def describe_change(self, operation: str, instance: models.Model | None, values: dict[str, Any]) -> str:
-        """One proposed action on one record, as a sentence a reviewer can check."""
+    def describe_change(
+        self, operation: str, instance: models.Model | None, values: dict[str, Any], before: dict | None = None
+    ) -> str:
+        """One proposed action on one record, as a sentence a reviewer can check.
+
+        "from" is the record's current value, or the value in `before` (what an applied
+        change was written over) when given.
+        """
         if operation == "create":
             parts = ", ".join(f"{self.fields[n].label} {self.display(n, v)}" for n, v in values.items())
             return f"Create a {self.label} with {parts}" if parts else f"Create a {self.label}"
@@ -112,6 +120,7 @@ class RecordType:
         if operation == "soft_delete":
             return f"Delete {record} (soft delete: it can be restored)"
         current = self.current_values(instance, values) if instance is not None else {}
+        current.update(before or {})
         parts = [
             f"the {self.fields[n].label} of {record} from {self.display(n, current.get(n))} to {self.display(n, v)}"
             if i == 0

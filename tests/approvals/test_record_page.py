@@ -12,7 +12,7 @@ def test_it_shows_the_applied_change_in_the_history(client, support, api, ticket
     services.approve_change(change=change, user=support, values={"tags": "refunds"})
     apply_changes(change_ids=[change.pk])
     client.force_login(support)
-    page = client.get(f"/records/ticket/{ticket.pk}/").content.decode()
+    page = client.get(f"/records/ticket/{ticket.pk}/changes/").content.decode()
     assert "tags: (empty) → refunds" in page
     assert f'href="/changes/{change.pk}/">change #{change.pk}</a>' in page
     assert "values corrected by sam" in page
@@ -22,7 +22,7 @@ def test_it_shows_the_applied_change_in_the_history(client, support, api, ticket
 
 def test_outsiders_get_a_404(client, outsider, ticket, finance):
     client.force_login(outsider)
-    assert client.get(f"/records/ticket/{ticket.pk}/").status_code == 404
+    assert client.get(f"/records/ticket/{ticket.pk}/changes/").status_code == 404
     client.force_login(finance)  # finance owns invoices, not tickets
-    assert client.get(f"/records/ticket/{ticket.pk}/").status_code == 404
-    assert client.get("/records/nonsense/1/").status_code == 404
+    assert client.get(f"/records/ticket/{ticket.pk}/changes/").status_code == 404
+    assert client.get("/records/nonsense/1/changes/").status_code == 404

@@ -99,7 +99,7 @@ def test_a_reviewer_decides_in_the_browser(
     assert Change.objects.get(pk=posted["refund"]).status == S.REJECTED
 
     # The record's page shows the change in its history, both versions named.
-    page.goto(f"{live_server.url}/records/customer/{customer.pk}/")
+    page.goto(f"{live_server.url}/records/customer/{customer.pk}/changes/")
     history = page.locator("table.history")
     expect(history).to_contain_text("billing email: ap@northwind.example → billing@northwind.example")
     expect(history).to_contain_text("values corrected by rita")

@@ -1,0 +1,303 @@
+"""Undoing a run in one go: what goes back, what is kept, and what is recorded."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+
+from approvals.models import Change, Event
+from demo.models import Ticket
+from tests.factories import make_tickets
+from undo import revert, services
+from undo.models import Undo
+from undo.preview import preview_undo
+from undo.scopes import Scope
+
+from .conftest import apply_run, human_edit, redo, undo
+
+S = Change.Status
+
+
+@pytest.fixture
+def tickets(db):
+    return make_tickets(3)
+
+
+@pytest.fixture
+def run_of_three(run_agent, workflow, tickets):
+    return apply_run(run_agent, workflow, "r-1", [(t, {"status": "resolved", "tags": "billing"}) for t in tickets])
+
+
+def values(tickets):
+    return [(t.status, t.tags) for t in Ticket.all_objects.filter(pk__in=[t.pk for t in tickets]).order_by("id")]
+
+
+def test_it_undoes_a_run_and_marks_its_changes_undone(support, tickets, run_of_three):
+    run, changes = run_of_three
+    assert values(tickets) == [("resolved", "billing")] * 3
+
+    done = undo(support, run_id=run.pk)
+
+    assert done.status == Undo.Status.DONE
+    assert values(tickets) == [("open", "")] * 3
+    assert (done.records_reverted, done.fields_reverted, done.conflicts_left) == (3, 6, 0)
+    assert sorted(done.change_ids_done) == [c.pk for c in changes]
+    assert set(Change.objects.values_list("status", flat=True)) == {S.UNDONE}
+    events = Event.objects.filter(to_status=S.UNDONE)
+    assert events.count() == 3
+    assert all(e.actor == support and f"undo #{done.pk}" in e.message for e in events)
+
+
+def test_its_history_rows_are_tagged_with_the_undo(support, tickets, run_of_three):
+    run, _ = run_of_three
+    done = undo(support, run_id=run.pk)
+
+    rows = Ticket.history.filter(cs_undo_id=done.pk)
+    assert rows.count() == 3
+    for row in rows:
+        assert (row.history_type, row.status, row.tags) == ("~", "open", "")
+        assert row.history_user == support
+        assert row.cs_change_id is None and row.cs_run_id is None and row.cs_agent_id is None
+        assert f"undo #{done.pk} by sam" in row.history_change_reason
+    # simple-history reads our rows back like its own.
+    latest = tickets[0].history.first()
+    assert latest.history_id == rows.get(id=tickets[0].pk).history_id
+    assert latest.instance.status == "open"
+
+
+def test_a_later_edit_of_another_field_is_kept_and_is_no_conflict(support, tickets, run_of_three):
+    run, _ = run_of_three
+    human_edit(support, tickets[0], internal_note="called the customer")
+
+    done = undo(support, run_id=run.pk)
+
+    tickets[0].refresh_from_db()
+    assert (tickets[0].status, tickets[0].tags, tickets[0].internal_note) == ("open", "", "called the customer")
+    assert done.conflicts_left == 0
+
+
+def test_a_later_edit_of_the_same_field_is_a_conflict_left_in_place(support, tickets, run_of_three):
+    run, changes = run_of_three
+    human_edit(support, tickets[0], status="closed")
+
+    preview = preview_undo(scope=Scope(run_id=run.pk), description="run r-1")
+    assert (preview.records, preview.records_to_write, preview.conflicts) == (3, 3, 1)
+    (item,) = preview.conflict_items
+    assert "status: these changes set it to resolved; since then sam set it to closed" in item.conflicts[0]
+    assert item.lines == ["tags: billing → (empty)"]
+
+    done = undo(support, run_id=run.pk)
+
+    # Field-level: the person's status stays, the agent's tags go.
+    assert values(tickets) == [("closed", ""), ("open", ""), ("open", "")]
+    assert done.conflicts_left == 1
+    assert "sam set it to closed" in done.conflicts[0]["lines"][0]
+    # The change with a write left in place stays applied; the others are undone.
+    statuses = dict(Change.objects.values_list("pk", "status"))
+    assert statuses == {changes[0].pk: S.APPLIED, changes[1].pk: S.UNDONE, changes[2].pk: S.UNDONE}
+
+
+def test_the_owner_can_force_a_record_in_conflict(support, tickets, run_of_three):
+    run, changes = run_of_three
+    human_edit(support, tickets[0], status="closed")
+
+    done = undo(support, run_id=run.pk, forced=[f"ticket:{tickets[0].pk}"])
+
+    assert values(tickets) == [("open", "")] * 3
+    assert (done.forced_count, done.conflicts_left) == (1, 0)
+    assert set(Change.objects.values_list("status", flat=True)) == {S.UNDONE}
+    # The person's edit is replaced, not lost: it stays in the record's history.
+    assert tickets[0].history.filter(status="closed", history_user=support).exists()
+
+
+def test_undoing_twice_writes_nothing_more(support, tickets, run_of_three):
+    run, _ = run_of_three
+    undo(support, run_id=run.pk)
+    rows, events = Ticket.history.count(), Event.objects.count()
+
+    again = undo(support, run_id=run.pk)
+
+    assert (again.records_reverted, again.already_back, again.change_ids_done) == (0, 3, [])
+    assert (Ticket.history.count(), Event.objects.count()) == (rows, events)
+    assert values(tickets) == [("open", "")] * 3
+
+
+def test_redo_puts_everything_back_and_reapplies_the_changes(support, tickets, run_of_three):
+    run, changes = run_of_three
+    done = undo(support, run_id=run.pk)
+
+    redone = redo(support, done)
+
+    assert redone.kind == Undo.Kind.REDO and redone.target == done
+    assert values(tickets) == [("resolved", "billing")] * 3
+    assert set(Change.objects.values_list("status", flat=True)) == {S.APPLIED}
+    assert Event.objects.filter(from_status=S.UNDONE, to_status=S.APPLIED).count() == 3
+    assert Ticket.history.filter(cs_undo_id=redone.pk).count() == 3
+
+
+def test_undo_after_a_redo_is_a_plain_undo_again(support, tickets, run_of_three):
+    run, _ = run_of_three
+    first = undo(support, run_id=run.pk)
+    redo(support, first)
+
+    second = undo(support, run_id=run.pk)
+
+    # The first undo and its redo are this scope's own rows, not someone else's later edits.
+    assert (second.records_reverted, second.conflicts_left) == (3, 0)
+    assert values(tickets) == [("open", "")] * 3
+    assert set(Change.objects.values_list("status", flat=True)) == {S.UNDONE}
+
+
+def test_two_changes_of_a_run_to_one_field_go_back_to_the_value_before_the_run(support, run_agent, workflow, tickets):
+    ticket = tickets[0]
+    run, _ = apply_run(run_agent, workflow, "r-1", [(ticket, {"status": "pending"}), (ticket, {"status": "closed"})])
+
+    undo(support, run_id=run.pk)
+
+    ticket.refresh_from_db()
+    assert ticket.status == "open"
+
+
+def test_a_person_edit_in_the_middle_of_a_run_survives(support, run_agent, workflow, tickets):
+    ticket = tickets[0]
+    run, _ = apply_run(run_agent, workflow, "r-1", [(ticket, {"status": "pending"})])
+    human_edit(support, ticket, status="resolved")
+    apply_run(run_agent, workflow, "r-1", [(ticket, {"status": "closed"})])
+
+    undo(support, run_id=run.pk)
+
+    ticket.refresh_from_db()
+    assert ticket.status == "resolved"
+
+
+def test_each_change_goes_back_with_all_its_records_or_stays(support, run_agent, workflow, tickets):
+    run, (change,) = apply_run(
+        run_agent, workflow, "r-1", [("ticket", "update", [t.pk for t in tickets], {"status": "pending"})]
+    )
+    human_edit(support, tickets[1], status="closed")
+
+    with override_batch(1):  # even one record per chunk keeps a change's records together
+        done = undo(support, run_id=run.pk)
+
+    assert values(tickets) == [("open", ""), ("closed", ""), ("open", "")]
+    assert done.conflicts_left == 1
+    change.refresh_from_db()
+    assert change.status == S.APPLIED  # one of its writes is still in place
+
+
+def test_large_undos_run_on_a_worker_after_commit(
+    support, tickets, run_of_three, settings, django_capture_on_commit_callbacks
+):
+    run, _ = run_of_three
+    settings.UNDO_INLINE_MAX_RECORDS = 2
+    with mock.patch("undo.tasks.execute_undo_task.delay") as delay:
+        with django_capture_on_commit_callbacks(execute=True):
+            made = services.request_undo(scope=Scope(run_id=run.pk), description="r-1", user=support)
+            assert not delay.called  # enqueued only once the undo is committed
+        delay.assert_called_once_with(made.pk)
+    made.refresh_from_db()
+    assert made.status == Undo.Status.QUEUED and values(tickets) == [("resolved", "billing")] * 3
+
+    services.execute_undo(undo_id=made.pk)
+
+    made.refresh_from_db()
+    assert made.status == Undo.Status.DONE and made.percent == 100
+    assert values(tickets) == [("open", "")] * 3
+
+
+def test_a_running_undo_is_not_run_twice(support, tickets, run_of_three, settings):
+    run, _ = run_of_three
+    settings.UNDO_INLINE_MAX_RECORDS = 0
+    with mock.patch("undo.tasks.execute_undo_task.delay"):
+        made = services.request_undo(scope=Scope(run_id=run.pk), description="r-1", user=support)
+    Undo.objects.filter(pk=made.pk).update(status=Undo.Status.RUNNING, lease_until=made.created_at.replace(year=2999))
+
+    assert services.execute_undo(undo_id=made.pk) is None
+    assert values(tickets) == [("resolved", "billing")] * 3
+    with pytest.raises(services.UndoRefused, match="already running"):
+        services.request_undo(scope=Scope(run_id=run.pk), description="r-1", user=support)
+
+
+def test_an_interrupted_undo_finishes_when_run_again(support, tickets, run_of_three):
+    run, changes = run_of_three
+    human_edit(support, tickets[0], status="closed")
+    real_write = revert.write_chunk
+    calls = []
+
+    def fail_on_second_chunk(plans, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the disk is full")
+        return real_write(plans, **kwargs)
+
+    with override_batch(1), mock.patch("undo.revert.write_chunk", fail_on_second_chunk):
+        failed = undo(support, run_id=run.pk)
+
+    assert failed.status == Undo.Status.FAILED
+    assert "stopped after 1 of 3 records: the disk is full" in failed.error
+    assert values(tickets) == [("closed", ""), ("resolved", "billing"), ("resolved", "billing")]
+    assert failed.conflicts_left == 1
+
+    with override_batch(1):
+        services.retry_undo(undo=failed, user=support)
+
+    failed.refresh_from_db()
+    assert failed.status == Undo.Status.DONE
+    # Counted once, though the first record was checked by both attempts.
+    assert (failed.records_reverted, failed.already_back, failed.conflicts_left) == (3, 0, 1)
+    assert len(failed.conflicts) == 1
+    assert values(tickets) == [("closed", ""), ("open", ""), ("open", "")]
+    assert Ticket.history.filter(cs_undo_id=failed.pk).count() == 3  # nothing written twice
+    assert sorted(failed.change_ids_done) == [c.pk for c in changes[1:]]
+
+
+def test_a_reviewer_who_owns_nothing_may_not_undo(reviewer, tickets, run_of_three):
+    run, _ = run_of_three
+    with pytest.raises(services.NotAllowed, match=r"Only the owners of these records \(support\) and admins"):
+        undo(reviewer, run_id=run.pk)
+    assert Undo.objects.count() == 0
+    assert values(tickets) == [("resolved", "billing")] * 3
+
+
+def test_an_owner_of_other_records_may_not_undo(finance, tickets, run_of_three):
+    run, _ = run_of_three
+    with pytest.raises(services.NotAllowed):
+        undo(finance, run_id=run.pk)
+
+
+def test_an_admin_may_undo(admin_user, tickets, run_of_three):
+    run, _ = run_of_three
+    assert undo(admin_user, run_id=run.pk).records_reverted == 3
+
+
+def test_nothing_in_scope_is_refused_in_plain_words(support, db):
+    with pytest.raises(services.NothingToUndo, match="no record was changed by run 404"):
+        services.request_undo(scope=Scope(run_id=404), description="run 404", user=support)
+
+
+def override_batch(size: int):
+    return mock.patch("django.conf.settings.UNDO_BATCH_SIZE", size)
+
+
+def test_the_sweeper_hands_undos_nobody_runs_to_a_worker(support, tickets, run_of_three, settings):
+    run, _ = run_of_three
+    settings.UNDO_INLINE_MAX_RECORDS = 0
+    with mock.patch("undo.tasks.execute_undo_task.delay") as delay:
+        made = services.request_undo(scope=Scope(run_id=run.pk), description="r-1", user=support)
+        # The broker was down at commit: the undo waits, queued. Later, the sweeper finds it.
+        Undo.objects.filter(pk=made.pk).update(created_at=made.created_at.replace(year=2000))
+        assert services.sweep_undos() == 1
+    delay.assert_called_once_with(made.pk)
+
+
+def test_a_record_whose_earlier_history_is_gone_is_left_and_said_so(support, tickets, run_of_three):
+    run, (first, _, _) = run_of_three
+    Ticket.history.filter(id=tickets[0].pk, history_type="+").delete()  # pruned by someone
+
+    done = undo(support, run_id=run.pk, forced=[f"ticket:{tickets[0].pk}"])
+
+    assert values(tickets) == [("resolved", "billing"), ("open", ""), ("open", "")]
+    assert done.conflicts_left == 1
+    assert "has no version before these changes to go back to" in done.conflicts[0]["lines"][-1]
+    assert Change.objects.get(pk=first.pk).status == S.APPLIED

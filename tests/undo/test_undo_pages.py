@@ -1,0 +1,245 @@
+"""The browser side of undo: the run page, the preview and confirm, progress, redo, refusals."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from approvals.models import Change, Event
+from demo.models import Ticket
+from tests.factories import make_tickets
+from undo.models import Undo
+
+from .conftest import apply_run, human_edit, undo
+
+S = Change.Status
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def tickets(db):
+    return make_tickets(3)
+
+
+@pytest.fixture
+def run(run_agent, workflow, tickets):
+    return apply_run(run_agent, workflow, "r-118", [(t, {"status": "resolved", "tags": "billing"}) for t in tickets])[0]
+
+
+# The run page --------------------------------------------------------------------------
+
+
+def test_the_run_page_shows_counts_changes_and_the_undo_button_to_owners(support, run):
+    page = client_for(support).get(f"/runs/{run.pk}/").content.decode()
+    assert '<span class="badge applied">applied</span></a> 3' in page
+    assert f'href="/runs/{run.pk}/undo"' in page and "Undo this run" in page
+    assert "Rerun failed" in page and "disabled" in page  # shown, never a fake button
+    assert page.count('name="change"') == 3  # each applied change can be selected
+    assert "/undo-agent/?agent=triage-bot&amp;version=2.3&amp;since=" in page  # widen to the incident
+
+
+def test_the_run_page_explains_who_may_undo_to_a_reviewer(reviewer, run):
+    page = client_for(reviewer).get(f"/runs/{run.pk}/").content.decode()
+    assert "Undo this run" not in page
+    assert "Only the owners of these records (support) and admins may undo this run." in page
+
+
+def test_the_run_page_filters_changes(support, run, run_agent, workflow):
+    Change.objects.filter(pk=run.changes.order_by("id").first().pk).update(status=S.FAILED, last_error="gone")
+    client = client_for(support)
+    failed = client.get(f"/runs/{run.pk}/?show=failed").content.decode()
+    assert failed.count('class="card change"') == 1 and "gone" in failed
+    assert client.get(f"/runs/{run.pk}/?show=applied").content.decode().count('class="card change"') == 2
+    assert client.get(f"/runs/{run.pk}/?show=nonsense").status_code == 200
+
+
+# Preview, then one click --------------------------------------------------------------------
+
+
+def test_the_preview_shows_what_goes_back_and_the_conflicts_and_writes_nothing(support, run, tickets):
+    human_edit(support, tickets[0], status="closed")
+    rows = Ticket.history.count()
+
+    response = client_for(support).get(f"/runs/{run.pk}/undo")
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "<strong>3</strong> changes" in page and "<strong>1</strong> in conflict" in page
+    assert "status: resolved → open" in page and "tags: billing → (empty)" in page
+    assert "since then sam set it to closed" in page
+    assert f'name="force" value="ticket:{tickets[0].pk}"' in page
+    assert Ticket.history.count() == rows and Undo.objects.count() == 0
+
+
+def test_one_click_undoes_the_run_and_the_run_page_shows_it_done(support, run, tickets):
+    client = client_for(support)
+    response = client.post(f"/runs/{run.pk}/undo")
+
+    assert response.status_code == 302 and response.url == f"/runs/{run.pk}/"
+    assert set(Ticket.objects.values_list("status", flat=True)) == {"open"}
+    page = client.get(response.url).content.decode()
+    assert '<span class="badge undone">undone</span></a> 3' in page
+    assert 'class="badge done"' in page and "3 changes undone" in page
+
+
+def test_forcing_from_the_form(support, run, tickets):
+    human_edit(support, tickets[0], status="closed")
+    client_for(support).post(f"/runs/{run.pk}/undo", {"force": [f"ticket:{tickets[0].pk}"]})
+    assert set(Ticket.objects.values_list("status", flat=True)) == {"open"}
+
+
+def test_a_selection_from_the_run_page(support, run, tickets):
+    first, _, third = run.changes.order_by("id")
+    client = client_for(support)
+    preview = client.get(f"/runs/{run.pk}/undo", {"change": [first.pk, third.pk]}).content.decode()
+    assert "Undo 2 changes of run r-118" in preview
+    assert f'<input type="hidden" name="change" value="{first.pk}">' in preview
+
+    client.post(f"/runs/{run.pk}/undo", {"change": [first.pk, third.pk]})
+
+    assert list(Ticket.objects.order_by("id").values_list("status", flat=True)) == ["open", "resolved", "open"]
+
+
+def test_undo_this_change_from_its_page(support, run, tickets):
+    change = run.changes.order_by("id").first()
+    page = client_for(support).get(f"/changes/{change.pk}/").content.decode()
+    assert f'href="/runs/{run.pk}/undo?change={change.pk}"' in page
+
+
+def test_undoing_again_adds_no_event(support, run):
+    client = client_for(support)
+    client.post(f"/runs/{run.pk}/undo")
+    events = Event.objects.count()
+    page = client.get(f"/runs/{run.pk}/undo").content.decode()
+    assert "Nothing left to undo" in page
+    client.post(f"/runs/{run.pk}/undo")
+    assert Event.objects.count() == events
+
+
+def test_the_incident_scope_page(support, run_agent, run, tickets):
+    since = (timezone.localtime() - timezone.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    client = client_for(support)
+    form = {"agent": run_agent.name, "version": run_agent.version, "since": since}
+
+    preview = client.get("/undo-agent/", form)
+    assert preview.status_code == 200
+    assert "everything triage-bot v2.3 did between" in preview.content.decode()
+
+    response = client.post("/undo-agent/", form)
+    assert response.status_code == 302
+    assert set(Ticket.objects.values_list("status", flat=True)) == {"open"}
+
+
+def test_the_incident_scope_form_shows_its_errors(support, run_agent, db):
+    response = client_for(support).get("/undo-agent/", {"agent": "nobody", "since": "yesterday"})
+    assert response.status_code == 422
+    assert "Select a valid choice" in response.content.decode()
+
+
+# Refusals ------------------------------------------------------------------------------
+
+
+def test_a_reviewer_who_owns_nothing_gets_a_clear_403(reviewer, run):
+    client = client_for(reviewer)
+    for response in (client.get(f"/runs/{run.pk}/undo"), client.post(f"/runs/{run.pk}/undo")):
+        assert response.status_code == 403
+        assert "Only the owners of these records (support) and admins may undo" in response.content.decode()
+    assert Undo.objects.count() == 0
+
+
+def test_undoing_a_change_never_applied_is_explained(support, run_agent, workflow, tickets):
+    _, (change,) = apply_run(run_agent, workflow, "r-2", [(tickets[0], {"status": "closed"})])
+    Change.objects.filter(pk=change.pk).update(status=S.PENDING_REVIEW)
+    response = client_for(support).get(f"/runs/{change.run_id}/undo", {"change": change.pk})
+    assert response.status_code == 409
+    assert "it was never applied: it is waiting for review. Reject it instead" in response.content.decode()
+
+
+def test_undoing_a_run_still_applying_says_to_wait_or_pause(support, run):
+    Change.objects.filter(pk=run.changes.order_by("id").first().pk).update(status=S.QUEUED)
+    response = client_for(support).post(f"/runs/{run.pk}/undo")
+    assert response.status_code == 409
+    text = response.content.decode()
+    assert "is still applying" in text and "pause the workflow (ticket-triage) first" in text
+    assert Undo.objects.count() == 0
+
+
+def test_wrong_method_is_405(support, run):
+    assert client_for(support).put(f"/runs/{run.pk}/undo").status_code == 405
+
+
+# Progress, the undo's page, redo ------------------------------------------------------------
+
+
+def test_the_progress_partial_polls_until_done(support, run, settings):
+    settings.UNDO_INLINE_MAX_RECORDS = 0  # large: left for a worker
+    client = client_for(support)
+    client.post(f"/runs/{run.pk}/undo")
+    made = Undo.objects.get()
+    assert made.status == Undo.Status.QUEUED
+
+    running = client.get(f"/undos/{made.pk}/progress", HTTP_HX_REQUEST="true")
+    assert running.status_code == 200
+    assert f'hx-get="/undos/{made.pk}/progress"' in running.content.decode()
+    assert "waiting for a worker" in client.get(f"/runs/{run.pk}/").content.decode()
+
+    from undo.services import execute_undo
+
+    execute_undo(undo_id=made.pk)
+    done = client.get(f"/undos/{made.pk}/progress", HTTP_HX_REQUEST="true")
+    assert done.status_code == 286  # htmx stops polling
+    assert "hx-get" not in done.content.decode() and "3 set back" in done.content.decode()
+
+
+def test_the_progress_endpoint_answers_403_when_logged_out(support, run):
+    made = undo(support, run_id=run.pk)
+    response = Client().get(f"/undos/{made.pk}/progress", HTTP_HX_REQUEST="true")
+    assert response.status_code == 403
+
+
+def test_outsiders_do_not_see_undos(outsider, support, run):
+    made = undo(support, run_id=run.pk)
+    client = client_for(outsider)
+    assert client.get(f"/undos/{made.pk}/").status_code == 404
+    assert client.get(f"/undos/{made.pk}/progress").status_code == 404
+    assert client.post(f"/runs/{run.pk}/undo").status_code == 403
+
+
+def test_the_undo_page_lists_conflicts_and_offers_redo(support, run, tickets):
+    human_edit(support, tickets[0], status="closed")
+    made = undo(support, run_id=run.pk)
+    page = client_for(support).get(f"/undos/{made.pk}/").content.decode()
+    assert "Left as they are (conflicts)" in page and "sam set it to closed" in page
+    assert f'href="/undos/{made.pk}/redo"' in page
+
+
+def test_redo_from_the_browser(support, run, tickets):
+    made = undo(support, run_id=run.pk)
+    client = client_for(support)
+    preview = client.get(f"/undos/{made.pk}/redo").content.decode()
+    assert "status: open → resolved" in preview
+
+    response = client.post(f"/undos/{made.pk}/redo")
+
+    redone = Undo.objects.get(target=made)
+    assert response.status_code == 302 and response.url == f"/undos/{redone.pk}/"
+    assert set(Ticket.objects.values_list("status", flat=True)) == {"resolved"}
+    assert set(Change.objects.values_list("status", flat=True)) == {S.APPLIED}
+
+
+def test_a_reviewer_may_not_redo(reviewer, support, run):
+    made = undo(support, run_id=run.pk)
+    assert client_for(reviewer).post(f"/undos/{made.pk}/redo").status_code == 403
+    assert Undo.objects.count() == 1
+
+
+def test_the_undo_list(support, run):
+    made = undo(support, run_id=run.pk, description="run r-118")
+    page = client_for(support).get("/undos/").content.decode()
+    assert f'href="/undos/{made.pk}/"' in page and "run r-118" in page

@@ -1,0 +1,250 @@
+"""Property-based (stateful) tests: random interleavings of agent changes, people's edits,
+soft deletes, undos and redos over a few records.
+
+The test keeps its own log of every write (who wrote which values, read back after each
+step) and computes from it, independently of undo's engine, what each undo must leave:
+
+- every field the scope changed that nobody outside it changed later is back to its
+  value before the scope (someone else's edit in the middle of the scope included);
+- no later edit by someone else is lost (those fields keep their current value);
+- undoing the same scope twice writes nothing the second time;
+- undo then redo leaves every record exactly as if it was never undone.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.db import transaction
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from approvals.models import Change
+from demo.models import Ticket
+from tests.factories import make_agent, make_customer, make_workflow
+from undo import services
+from undo.models import Undo
+from undo.scopes import NothingToUndo, Scope
+
+from .conftest import apply_run, human_edit
+
+# Few records, fields and values: so runs write the same field twice, people edit what
+# agents wrote, and values come back (A → B → A) often.
+FIELDS = ("status", "tags")
+VALUES = {"status": ["open", "pending", "closed"], "tags": ["", "billing", "refund"]}
+SLOTS = (*FIELDS, "deleted")
+RECORDS = 2
+RUNS = 2
+
+edits = st.sets(st.sampled_from(FIELDS), min_size=1, max_size=2).flatmap(
+    lambda names: st.fixed_dictionaries({n: st.sampled_from(VALUES[n]) for n in sorted(names)})
+)
+
+
+def snapshot(ticket_id: int) -> dict:
+    t = Ticket.all_objects.get(pk=ticket_id)
+    return {"status": t.status, "tags": t.tags, "deleted": (t.deleted_at, t.deleted_by, t.deleted_reason)}
+
+
+class UndoMachine(RuleBasedStateMachine):
+    owner: User
+    person: User
+
+    def __init__(self):
+        super().__init__()
+        self._atomic = transaction.atomic()
+        self._atomic.__enter__()
+        self.workflow = make_workflow("props")
+        self.agent = make_agent(self.workflow, name="prop-bot", version="1")[0]
+        customer = make_customer()
+        self.ids = [Ticket.objects.create(customer=customer, subject=f"t{i}").pk for i in range(RECORDS)]
+        # Per record: [(writer, values)], oldest first; the first entry is the creation.
+        self.log = {pk: [(("create",), snapshot(pk))] for pk in self.ids}
+        self.changes: list[tuple[int, int]] = []  # (change id, run number) of applied changes
+        self.undos: list[dict] = []  # {"id", "scope" (the test's own name for it), "target"}
+        self.just_undone: tuple[int, dict] | None = None  # an undo nothing happened after, and the state before it
+
+    def teardown(self):
+        transaction.set_rollback(True)
+        self._atomic.__exit__(None, None, None)
+
+    # Writes by agents and people ----------------------------------------------------------
+
+    @initialize(first=edits, second=edits)
+    def a_run_writes_one_record_twice(self, first, second):
+        # Start where it gets interesting: run 0 changed record 0 twice (maybe the same field).
+        self.agent_changes(0, 0, first)
+        self.agent_changes(0, 0, second)
+
+    @rule(run=st.integers(0, RUNS - 1), record=st.integers(0, RECORDS - 1), values=edits)
+    def agent_changes(self, run, record, values):
+        pk = self.ids[record]
+        _, (change,) = apply_run(self.agent, self.workflow, f"run-{run}", [("ticket", "update", [pk], values)])
+        self._after_write(pk, ("change", change.pk, run), change)
+
+    @rule(run=st.integers(0, RUNS - 1), record=st.integers(0, RECORDS - 1))
+    def agent_soft_deletes(self, run, record):
+        pk = self.ids[record]
+        _, (change,) = apply_run(self.agent, self.workflow, f"run-{run}", [("ticket", "soft_delete", [pk], {})])
+        self._after_write(pk, ("change", change.pk, run), change)
+
+    @rule(record=st.integers(0, RECORDS - 1), values=edits)
+    def person_edits(self, record, values):
+        pk = self.ids[record]
+        human_edit(self.person, Ticket.all_objects.get(pk=pk), **values)
+        self._after_write(pk, ("person",))
+
+    @rule(record=st.integers(0, RECORDS - 1))
+    def person_deletes_or_restores(self, record):
+        pk = self.ids[record]
+        from django.utils import timezone
+
+        ticket = Ticket.all_objects.get(pk=pk)
+        if ticket.deleted_at is None:
+            human_edit(self.person, ticket, deleted_at=timezone.now(), deleted_by="pat", deleted_reason="dup")
+        else:
+            human_edit(self.person, ticket, deleted_at=None, deleted_by="", deleted_reason="")
+        self._after_write(pk, ("person",))
+
+    def _after_write(self, pk, writer, change=None):
+        if change is not None:
+            if change.status != Change.Status.APPLIED:
+                return  # refused (e.g. the record is deleted): nothing was written
+            self.changes.append((change.pk, writer[2]))
+        values = snapshot(pk)
+        if values != self.log[pk][-1][1]:
+            self.log[pk].append((writer, values))
+        self.just_undone = None
+
+    # Undo and redo ------------------------------------------------------------------------
+
+    @rule(run=st.integers(0, RUNS - 1))
+    def undo_a_run(self, run):
+        from approvals.models import Run
+
+        found = Run.objects.filter(external_id=f"run-{run}", workflow=self.workflow).first()
+        if found is not None:
+            self._undo(("run", run), Scope(run_id=found.pk))
+
+    @precondition(lambda self: self.changes)
+    @rule(data=st.data())
+    def undo_a_change(self, data):
+        change_id, _ = data.draw(st.sampled_from(self.changes))
+        self._undo(("change", change_id), Scope(change_ids=(change_id,)))
+
+    @precondition(lambda self: self.undos)
+    @rule(data=st.data())
+    def redo_an_undo(self, data):
+        target = data.draw(st.sampled_from(self.undos))
+        before_target = self.just_undone if self.just_undone and self.just_undone[0] == target["id"] else None
+        self._undo(("undo", target["id"]), Scope(undo_id=target["id"]), target=target["id"])
+        if before_target is not None:
+            # Undo then redo: as if it was never undone.
+            assert {pk: snapshot(pk) for pk in self.ids} == before_target[1]
+
+    def _undo(self, scope_name, scope: Scope, target: int | None = None):
+        before = {pk: snapshot(pk) for pk in self.ids}
+        expected = self._expected(scope_name)
+        try:
+            if target is None:
+                made = services.request_undo(scope=scope, description=str(scope_name), user=self.owner)
+            else:
+                made = services.request_redo(undo=Undo.objects.get(pk=target), user=self.owner)
+        except NothingToUndo:
+            return
+        made.refresh_from_db()
+        assert made.status == Undo.Status.DONE, made.error
+        self.undos.append({"id": made.pk, "scope": scope_name, "target": target})
+        for pk in self.ids:
+            after = snapshot(pk)
+            assert after == expected[pk], (pk, scope_name, self.log[pk])
+            if after != self.log[pk][-1][1]:
+                self.log[pk].append((("undo", made.pk), after))
+        written = Ticket.history.filter(cs_undo_id=made.pk)
+        assert written.count() == sum(1 for pk in self.ids if snapshot(pk) != before[pk])
+        assert all(row.history_user_id == self.owner.pk and row.cs_run_id is None for row in written)
+
+        # Undo twice = undo once: the same scope again writes nothing.
+        again = (
+            services.request_undo(scope=scope, description="again", user=self.owner)
+            if target is None
+            else services.request_redo(undo=Undo.objects.get(pk=target), user=self.owner)
+        )
+        self.undos.append({"id": again.pk, "scope": scope_name, "target": target})
+        assert not Ticket.history.filter(cs_undo_id=again.pk).exists()
+        assert {pk: snapshot(pk) for pk in self.ids} == expected
+        self.just_undone = (made.pk, before) if target is None else None
+
+    # The reference: what an undo of a scope must leave, from the log alone ---------------
+
+    def _in_scope(self, scope_name, writer) -> bool:
+        kind, value = scope_name
+        if kind == "run":
+            return writer[0] == "change" and writer[2] == value
+        if kind == "change":
+            return writer[0] == "change" and writer[1] == value
+        return writer == ("undo", value)
+
+    def _chain(self, scope_name) -> set[int]:
+        """Undos of the same scope, and undos of those (redos), and so on."""
+        ids = {u["id"] for u in self.undos if u["scope"] == scope_name}
+        while True:
+            more = {u["id"] for u in self.undos if u["target"] in ids} - ids
+            if not more:
+                return ids
+            ids |= more
+
+    def _someone_else(self, scope_name, chain: set[int], writer) -> bool:
+        """A write neither in the scope nor by one of its own earlier undos and redos."""
+        return not self._in_scope(scope_name, writer) and not (writer[0] == "undo" and writer[1] in chain)
+
+    def _expected(self, scope_name) -> dict:
+        chain = self._chain(scope_name)
+        result = {}
+        for pk, entries in self.log.items():
+            values = dict(entries[-1][1])
+            for slot in SLOTS:
+                changers = [i for i in range(len(entries)) if i == 0 or entries[i][1][slot] != entries[i - 1][1][slot]]
+                own = [i for i in changers if self._in_scope(scope_name, entries[i][0])]
+                if not own:
+                    continue
+
+                last = own[-1]
+                others = {i for i in changers if self._someone_else(scope_name, chain, entries[i][0])}
+                later = [i for i in changers if i > last and i in others]
+                before = next(entries[i][1][slot] for i in reversed(changers) if i < last and i in others)
+                if later or values[slot] == before:
+                    continue  # a later edit by someone else is kept; or it is back already
+                values[slot] = before
+            result[pk] = values
+        return result
+
+    @invariant()
+    def the_log_matches_the_records(self):
+        for pk in self.ids:
+            assert snapshot(pk) == self.log[pk][-1][1]
+
+
+@pytest.mark.django_db
+def test_undo_and_redo_keep_their_promises(support, admin_user):
+    UndoMachine.owner = support
+    UndoMachine.person = User.objects.create_user("pat")
+    UndoMachine.person.groups.add(Group.objects.get_or_create(name="support")[0])
+    run_state_machine_as_test(
+        UndoMachine,
+        settings=settings(
+            max_examples=25,
+            stateful_step_count=12,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+            database=None,
+        ),
+    )

@@ -1,0 +1,190 @@
+"""The preview of an undo: what it would do, in plain words, before anything is written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.urls import reverse
+
+from . import registry, revert
+from .models import Undo
+from .revert import RecordPlan, no_gc_pauses
+from .scopes import NothingToUndo, Scope
+from .selectors import chain_of, describe_writers, display_slot
+from .tables import DELETED
+
+
+@dataclass
+class PreviewItem:
+    """One record in the preview, in plain words."""
+
+    key: str
+    record_type: str
+    record_id: int
+    label: str
+    url: str
+    lines: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    cannot: str = ""
+    forced: bool = False
+
+
+@dataclass
+class Preview:
+    """What an undo would do, before anything is written."""
+
+    scope: Scope
+    description: str
+    record_types: list[str] = field(default_factory=list)
+    changes: int = 0
+    records: int = 0
+    records_to_write: int = 0
+    fields: int = 0
+    conflicts: int = 0  # records with at least one conflict
+    conflict_fields: int = 0
+    already: int = 0  # records already back entirely
+    cannot: int = 0
+    creates: int = 0  # records the scope created, to soft-delete
+    items: list[PreviewItem] = field(default_factory=list)
+    conflict_items: list[PreviewItem] = field(default_factory=list)
+    more_items: int = 0
+    more_conflicts: int = 0
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return self.records_to_write == 0 and self.conflicts == 0
+
+
+def preview_undo(
+    *, scope: Scope, description: str, forced: Iterable[str] = (), limit: int = 100, target: Undo | None = None
+) -> Preview:
+    """Plan the undo of `scope` without writing: counts, per record what goes back, and the conflicts.
+
+    Raises NothingToUndo when the scope matches no write.
+    """
+    forced = frozenset(forced)
+    preview = Preview(scope=scope, description=description)
+    chain = chain_of(scope.key())
+    candidates = frozenset(target.change_ids_done) if target else None
+    total, chunks = revert.chunks(scope, size=settings.UNDO_BATCH_SIZE)
+    if not total:
+        raise NothingToUndo(f"Nothing to undo: no record was changed by {description}.")
+    kept: list[RecordPlan] = []
+    kept_conflicts: list[RecordPlan] = []
+    changes: set[int] = set()
+    for chunk in chunks:
+        if chunk.table.rtype.name not in preview.record_types:
+            preview.record_types.append(chunk.table.rtype.name)
+        with no_gc_pauses():
+            plans = revert.plan_chunk(chunk, chain=chain, forced=forced, candidates=candidates)
+        for plan in plans:
+            _count(preview, plan, changes)
+            if plan.conflicts or plan.cannot:
+                if len(kept_conflicts) < limit:
+                    kept_conflicts.append(plan)
+                else:
+                    preview.more_conflicts += 1
+            elif plan.reverts:
+                if len(kept) < limit:
+                    kept.append(plan)
+                else:
+                    preview.more_items += 1
+    preview.changes = len(changes)
+    preview.items = describe_plans(kept)
+    preview.conflict_items = describe_plans(kept_conflicts)
+    return preview
+
+
+def _count(preview: Preview, plan: RecordPlan, changes: set[int]) -> None:
+    preview.records += 1
+    changes.update(plan.change_slots)
+    writes = plan.to_write()
+    if writes:
+        preview.records_to_write += 1
+        preview.fields += len(writes)
+    if plan.undo_create and writes:
+        preview.creates += 1
+    if plan.conflicts:
+        preview.conflicts += 1
+        preview.conflict_fields += len(plan.conflicts)
+    if plan.cannot:
+        preview.cannot += 1
+    elif not plan.conflicts and not plan.reverts:
+        preview.already += 1
+
+
+def describe_plans(plans: list[RecordPlan]) -> list[PreviewItem]:
+    """Plain-language lines for each plan: what goes back, what is in conflict and why."""
+    by_type: dict[str, list[RecordPlan]] = {}
+    for plan in plans:
+        by_type.setdefault(plan.table.rtype.name, []).append(plan)
+    records = {
+        name: registry.get(name).queryset().in_bulk([p.record_id for p in group]) for name, group in by_type.items()
+    }
+    later_ids: dict[str, set[int]] = {}
+    for plan in plans:
+        for conflict in plan.conflicts:
+            later_ids.setdefault(plan.table.rtype.name, set()).update(conflict.later)
+    writers = {name: describe_writers(registry.get(name), ids) for name, ids in later_ids.items()}
+    return [_describe(plan, records[plan.table.rtype.name].get(plan.record_id), writers) for plan in plans]
+
+
+def _describe(plan: RecordPlan, instance, writers: dict) -> PreviewItem:
+    rtype = plan.table.rtype
+    item = PreviewItem(
+        key=plan.key,
+        record_type=rtype.name,
+        record_id=plan.record_id,
+        label=rtype.describe(instance) if instance is not None else f"{rtype.label} #{plan.record_id}",
+        url=reverse("record_detail", args=[rtype.name, plan.record_id]),
+        cannot=plan.cannot,
+        forced=plan.forced,
+    )
+    for slot, before in plan.reverts.items():
+        item.lines.append(_revert_line(plan, slot, before))
+    for conflict in plan.conflicts:
+        item.conflicts.append(_conflict_line(plan, conflict, writers.get(rtype.name, {})))
+    item.already = [slot.label for slot in plan.already]
+    return item
+
+
+def _revert_line(plan: RecordPlan, slot, before) -> str:
+    now = slot.get(plan.current)
+    if slot.name == DELETED:
+        if before is None:
+            return "delete it (these changes created it; a soft delete: it can be restored)"
+        if before[0] is None:
+            return f"restore it (it is {display_slot(slot, now)})"
+        return "delete it again, as it was"
+    return f"{slot.label}: {display_slot(slot, now)} → {display_slot(slot, before)}"
+
+
+def _conflict_line(plan: RecordPlan, conflict, writers: dict) -> str:
+    slot = conflict.slot
+    rtype = plan.table.rtype
+    if conflict.irreversible and not conflict.later and not conflict.outside_history:
+        target = "delete it" if conflict.before is None else f"set it back to {display_slot(slot, conflict.before)}"
+        return (
+            f"{slot.label}: changes to {rtype.label}s cannot be taken back in the world (irreversible); "
+            f"undo leaves it at {display_slot(slot, conflict.current)}. Force to {target} anyway."
+        )
+    parts = []
+    if slot.name == DELETED and conflict.before is None:
+        head = "it was created by these changes, and since then"
+    else:
+        head = f"{slot.label}: these changes set it to {display_slot(slot, conflict.written)}; since then"
+    for history_id in conflict.later:
+        writer = writers.get(history_id)
+        if writer is None:
+            continue
+        value = display_slot(slot, slot.get(writer.values)) if slot.name != DELETED else ""
+        what = f"set it to {value}" if value else "changed it"
+        if slot.name == DELETED and conflict.before is None:
+            what = "changed it"
+        parts.append(f"{writer.who} {what} ({writer.when:%Y-%m-%d %H:%M})")
+    if conflict.outside_history:
+        parts.append(f"it was changed outside Countersign's history (it is now {display_slot(slot, conflict.current)})")
+    return f"{head} {'; '.join(parts)}. Kept as it is unless you force this record."

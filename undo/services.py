@@ -1,0 +1,308 @@
+"""Undoing: who may, asking for an undo, and running it (inline or on a worker).
+
+An undo runs chunk by chunk; each chunk (whole changes only) is one transaction
+that writes the records, their history rows, the undo's progress and, through
+`undo.signals`, the changes' new status. Running an undo again (a worker died,
+or the task was delivered twice) finishes it without writing anything twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
+
+from . import registry, revert
+from .models import Undo
+from .preview import describe_plans
+from .revert import no_gc_pauses
+from .scopes import NothingToUndo, Scope
+from .selectors import chain_of, extent
+from .signals import changes_redone, changes_undone
+
+logger = logging.getLogger(__name__)
+
+CONFLICTS_KEPT = 200
+
+
+class UndoRefused(Exception):
+    """The undo cannot be done now; the message says why and what to do, in plain words."""
+
+
+class NotAllowed(UndoRefused):
+    """The person may not undo these records."""
+
+
+# Who may undo ------------------------------------------------------------------
+
+
+def may_undo(user, record_types: Iterable[str]) -> bool:
+    """Members of every record type's owner group, and admins."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    groups = {g.name for g in user.groups.all()}
+    return all(registry.get(name).owner_group in groups for name in record_types)
+
+
+def check_may_undo(user, record_types: Iterable[str]) -> None:
+    """Raise NotAllowed, naming the owner groups, unless the user may undo these record types."""
+    record_types = sorted(set(record_types))
+    if may_undo(user, record_types):
+        return
+    owners = sorted({registry.get(n).owner_group for n in record_types})
+    labels = ", ".join(registry.get(n).label + "s" for n in record_types)
+    raise NotAllowed(
+        f"Only the owners of these records ({' and '.join(owners)}) and admins may undo changes to {labels}. "
+        "Ask one of them, or an admin."
+    )
+
+
+# Asking for an undo --------------------------------------------------------------
+
+
+def request_undo(
+    *,
+    scope: Scope,
+    description: str,
+    user,
+    forced: Iterable[str] = (),
+    kind: str = Undo.Kind.UNDO,
+    target: Undo | None = None,
+) -> Undo:
+    """Check, record and start an undo: inline when small, on a worker when large.
+
+    Raises NotAllowed, NothingToUndo, or UndoRefused (an undo of the same scope is running).
+    """
+    reach = extent(scope)
+    if not reach.records:
+        raise NothingToUndo(f"Nothing to undo: no record was changed by {description}.")
+    check_may_undo(user, reach.record_types)
+    key = scope.key()
+    with transaction.atomic():
+        running = Undo.objects.filter(scope_key=key, status__in=(Undo.Status.QUEUED, Undo.Status.RUNNING)).first()
+        if running is not None:
+            raise UndoRefused(
+                f"{running} is already {running.get_status_display()} (asked by {running.requested_by_label}). "
+                "Wait for it to finish: its page shows the progress."
+            )
+        undo = Undo.objects.create(
+            kind=kind,
+            description=description[:500],
+            scope_key=key,
+            change_ids=list(scope.change_ids),
+            run_id=scope.run_id,
+            agent_ids=list(scope.agent_ids),
+            since=scope.since,
+            until=scope.until,
+            target=target,
+            record_type=scope.record_type,
+            record_id=scope.record_id,
+            after_history_id=scope.after_history_id,
+            upto_history_id=scope.upto_history_id,
+            record_types=reach.record_types,
+            forced=sorted(set(forced)),
+            requested_by=user,
+            requested_by_label=user.get_username(),
+            total=reach.records,
+        )
+    start_undo(undo)
+    undo.refresh_from_db()
+    return undo
+
+
+def request_redo(*, undo: Undo, user, forced: Iterable[str] = ()) -> Undo:
+    """Undo an undo: put back what it took back."""
+    if not undo.is_finished:
+        raise UndoRefused(f"{undo} is still {undo.get_status_display()}. Wait for it to finish, then redo it.")
+    return request_undo(
+        scope=redo_scope(undo),
+        description=redo_description(undo),
+        user=user,
+        forced=forced,
+        kind=Undo.Kind.REDO,
+        target=undo,
+    )
+
+
+def redo_scope(undo: Undo) -> Scope:
+    return Scope(undo_id=undo.pk)
+
+
+def redo_description(undo: Undo) -> str:
+    return f"the {undo.get_kind_display()} #{undo.pk} ({undo.description})"
+
+
+def restore_scope(*, record_type: str, record_id: int, history_id: int, upto_history_id: int) -> Scope:
+    """Every write to one record after version `history_id`, up to the newest one the owner saw."""
+    return Scope(
+        record_type=record_type,
+        record_id=record_id,
+        after_history_id=history_id,
+        upto_history_id=upto_history_id,
+    )
+
+
+def start_undo(undo: Undo) -> None:
+    """Small undos run now, in the request; larger ones on a worker, once the undo is committed."""
+    if undo.total <= settings.UNDO_INLINE_MAX_RECORDS:
+        execute_undo(undo_id=undo.pk)
+    else:
+        transaction.on_commit(partial(enqueue_undo, undo.pk))
+
+
+def enqueue_undo(undo_id: int) -> None:
+    from .tasks import execute_undo_task
+
+    try:
+        execute_undo_task.delay(undo_id)
+    except BrokerError as exc:
+        logger.warning("Broker unavailable (%s); undo %s waits for the sweeper", exc, undo_id)
+
+
+# Running an undo -----------------------------------------------------------------
+
+
+def execute_undo(*, undo_id: int) -> Undo | None:
+    """Run the undo chunk by chunk; returns it, or None when another worker holds it or it is done.
+
+    Idempotent: what an earlier attempt wrote is "already back" and is not written again.
+    """
+    now = timezone.now()
+    lease = timedelta(seconds=settings.UNDO_LEASE_SECONDS)
+    claimable = Q(status=Undo.Status.QUEUED) | Q(status=Undo.Status.RUNNING, lease_until__lt=now)
+    # Each attempt checks every record again: what it finds is counted afresh; what an
+    # earlier attempt wrote (records_reverted, change_ids_done) stays counted.
+    claimed = Undo.objects.filter(claimable, pk=undo_id).update(
+        status=Undo.Status.RUNNING,
+        lease_until=now + lease,
+        done=0,
+        already_back=0,
+        conflicts_left=0,
+        conflicts=[],
+        error="",
+    )
+    if not claimed:
+        return None
+    undo = Undo.objects.select_related("requested_by", "target").get(pk=undo_id)
+    undo.attempts += 1
+    undo.started_at = undo.started_at or now
+    scope = Scope.of(undo)
+    chain = chain_of(undo.scope_key, undo_id=undo.pk)
+    candidates = frozenset(undo.target.change_ids_done) if undo.target_id else None
+    reason = f"{undo.get_kind_display()} #{undo.pk} by {undo.requested_by_label}: {undo.description}"[:2000]
+    signal = changes_undone if undo.undoes_changes else changes_redone
+    try:
+        total, chunks = revert.chunks(scope, size=settings.UNDO_BATCH_SIZE)
+        undo.total = total
+        undo.save(update_fields=["attempts", "started_at", "total"])
+        for chunk in chunks:
+            with transaction.atomic(), no_gc_pauses():
+                _run_chunk(undo, chunk, chain=chain, candidates=candidates, reason=reason, signal=signal)
+    except Exception as exc:
+        logger.exception("undo %s failed", undo.pk)
+        # The chunk that failed rolled back: count only what was committed.
+        undo.refresh_from_db()
+        undo.status = Undo.Status.FAILED
+        undo.error = (
+            f"The undo stopped after {undo.done} of {undo.total} records: {exc}. "
+            "What it undid so far stays undone (each change all or nothing). Run it again to finish."
+        )
+        undo.finished_at = timezone.now()
+        undo.lease_until = None
+        undo.save(update_fields=["status", "error", "finished_at", "lease_until"])
+        return undo
+    undo.status = Undo.Status.DONE
+    undo.finished_at = timezone.now()
+    undo.lease_until = None
+    undo.save(update_fields=["status", "finished_at", "lease_until"])
+    return undo
+
+
+def _run_chunk(undo: Undo, chunk: revert.Chunk, *, chain, candidates, reason: str, signal) -> None:
+    plans = revert.plan_chunk(chunk, chain=chain, forced=frozenset(undo.forced), candidates=candidates, lock=True)
+    written = revert.write_chunk(
+        plans,
+        undo_id=undo.pk,
+        user_id=undo.requested_by_id,
+        deleted_by=undo.requested_by_label,
+        reason=reason,
+    )
+    left = [p for p in plans if (p.conflicts and not p.forced) or p.cannot]
+    # A change is undone (or redone) by this undo when it takes back some of its writes
+    # and leaves none in place, on any of its records.
+    done_changes: set[int] = set()
+    not_done: set[int] = set()
+    for plan in plans:
+        for change, (wrote, stays) in plan.change_outcomes().items():
+            if stays:
+                not_done.add(change)
+            elif wrote:
+                done_changes.add(change)
+    done_changes -= not_done
+    undo.done += len(plans)
+    undo.records_reverted += written.records
+    undo.fields_reverted += written.fields
+    undo.forced_count += written.forced
+    undo.already_back += sum(
+        1 for p in plans if not (p.conflicts or p.reverts or p.cannot) and p.last_undo_id != undo.pk
+    )
+    undo.conflicts_left += len(left)
+    room = CONFLICTS_KEPT - len(undo.conflicts)
+    if room > 0 and left:
+        for item in describe_plans(left[:room]):
+            undo.conflicts.append({"key": item.key, "label": item.label, "url": item.url, "lines": item.conflicts})
+            if item.cannot:
+                undo.conflicts[-1]["lines"].append(item.cannot)
+    new_changes = sorted(done_changes - set(undo.change_ids_done)) if undo.attempts > 1 else sorted(done_changes)
+    undo.change_ids_done.extend(new_changes)
+    undo.lease_until = timezone.now() + timedelta(seconds=settings.UNDO_LEASE_SECONDS)
+    undo.save(
+        update_fields=[
+            "done",
+            "records_reverted",
+            "fields_reverted",
+            "forced_count",
+            "already_back",
+            "conflicts_left",
+            "conflicts",
+            "change_ids_done",
+            "lease_until",
+        ]
+    )
+    if done_changes:
+        signal.send(sender=Undo, undo=undo, change_ids=sorted(done_changes), user=undo.requested_by)
+
+
+def sweep_undos() -> int:
+    """Hand undos nobody is running (broker down at commit, worker lost) to a worker again."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.REQUEUE_AFTER_SECONDS)
+    waiting = list(
+        Undo.objects.filter(
+            Q(status=Undo.Status.QUEUED, created_at__lt=stale) | Q(status=Undo.Status.RUNNING, lease_until__lt=now)
+        ).values_list("pk", flat=True)[:100]
+    )
+    for undo_id in waiting:
+        enqueue_undo(undo_id)
+    return len(waiting)
+
+
+def retry_undo(*, undo: Undo, user) -> Undo:
+    """Run a failed undo again: it finishes what is left, writing nothing twice."""
+    check_may_undo(user, undo.record_types)
+    if undo.status != Undo.Status.FAILED:
+        raise UndoRefused(f"{undo} is {undo.get_status_display()}; only a failed undo is run again.")
+    Undo.objects.filter(pk=undo.pk, status=Undo.Status.FAILED).update(status=Undo.Status.QUEUED)
+    undo.refresh_from_db()
+    start_undo(undo)
+    undo.refresh_from_db()
+    return undo

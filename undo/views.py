@@ -1,0 +1,194 @@
+"""Browser pages: a record's timeline and restore, an undo's page, progress and redo."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseStopPolling
+from django_htmx.middleware import HtmxDetails
+
+from . import links, registry, selectors, services
+from .models import Undo
+from .preview import preview_undo
+from .scopes import NothingToUndo
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def may_view(user) -> bool:
+    """Admins and anyone in a Countersign group (owners, reviewers, operators) read history."""
+    return user.is_active and (user.is_superuser or user.groups.exists())
+
+
+def get_record_for_viewer(request: HttpRequest, record_type: str, record_id: int):
+    """(record type, record or None if only its history is left); 404 to outsiders and for unknown records."""
+    if not may_view(request.user):
+        raise Http404
+    try:
+        rtype = registry.get(record_type)
+    except KeyError:
+        raise Http404 from None
+    instance = rtype.queryset().filter(pk=record_id).first()
+    if instance is None and not rtype.model.history.filter(id=record_id).exists():
+        raise Http404
+    return rtype, instance
+
+
+def get_undo_for_viewer(request: HttpRequest, undo_id: int) -> Undo:
+    if not may_view(request.user):
+        raise Http404
+    return get_object_or_404(Undo.objects.select_related("target", "requested_by"), pk=undo_id)
+
+
+def refused(request: HttpRequest, exc: Exception, *, status: int, back: str = "") -> HttpResponse:
+    """A refusal in plain words, with the way back: never a stack trace."""
+    return render(request, "undo/refused.html", {"message": str(exc), "back": back}, status=status)
+
+
+# A record's page -------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def record_detail(request: HtmxHttpRequest, record_type: str, record_id: int) -> HttpResponse:
+    rtype, instance = get_record_for_viewer(request, record_type, record_id)
+    context = {
+        "rtype": rtype,
+        "record": instance,
+        "record_id": record_id,
+        "label": rtype.describe(instance) if instance is not None else f"{rtype.label} #{record_id}",
+        "versions": selectors.timeline(rtype, record_id, page=request.GET.get("page", 1)),
+        "can_restore": services.may_undo(request.user, [rtype.name]),
+        "changes_url": links.url_for("record_changes", (rtype.name, record_id)),
+    }
+    return render(request, "undo/record_detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def restore(request: HtmxHttpRequest, record_type: str, record_id: int, history_id: int) -> HttpResponse:
+    rtype, instance = get_record_for_viewer(request, record_type, record_id)
+    version = get_object_or_404(rtype.model.history, id=record_id, history_id=history_id)
+    back = f"{request.path.rsplit('/restore/', 1)[0]}/"
+    try:
+        services.check_may_undo(request.user, [rtype.name])
+    except services.NotAllowed as exc:
+        return refused(request, exc, status=403, back=back)
+    latest = rtype.model.history.filter(id=record_id).values_list("history_id", flat=True).first()
+    upto = _int(request.POST.get("upto")) if request.method == "POST" else latest
+    if upto is None or upto < history_id:
+        return refused(request, "The form is out of date: open the record's page again.", status=400, back=back)
+    scope = services.restore_scope(
+        record_type=rtype.name, record_id=record_id, history_id=history_id, upto_history_id=upto
+    )
+    label = rtype.describe(instance) if instance is not None else f"{rtype.label} #{record_id}"
+    description = f"restore {label} to its version of {version.history_date:%Y-%m-%d %H:%M:%S}"
+    if request.method == "POST":
+        try:
+            undo = services.request_undo(
+                scope=scope,
+                description=description,
+                user=request.user,
+                forced=request.POST.getlist("force"),
+                kind=Undo.Kind.RESTORE,
+            )
+        except NothingToUndo:
+            return refused(request, "This is already the record's current version: nothing to restore.", status=409)
+        except services.UndoRefused as exc:
+            return refused(request, exc, status=409, back=back)
+        messages.success(request, f"{undo}: {undo.get_status_display()}.")
+        return redirect(back)
+    try:
+        preview = preview_undo(scope=scope, description=description)
+    except NothingToUndo:
+        preview = None
+    context = {"rtype": rtype, "label": label, "version": version, "preview": preview, "upto": upto, "back": back}
+    return render(request, "undo/restore.html", context)
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# Undos -----------------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def undo_list(request: HtmxHttpRequest) -> HttpResponse:
+    if not may_view(request.user):
+        raise Http404
+    undos = Undo.objects.select_related("target")[:100]
+    return render(request, "undo/undo_list.html", {"undos": undos})
+
+
+@require_GET
+@login_required
+@vary_on_headers("HX-Request")
+def undo_detail(request: HtmxHttpRequest, undo_id: int) -> HttpResponse:
+    undo = get_undo_for_viewer(request, undo_id)
+    context = {
+        "undo": undo,
+        "run_url": links.url_for("run", undo.run_id),
+        "can_act": services.may_undo(request.user, undo.record_types),
+    }
+    template = "undo/undo_detail.html#progress" if request.htmx else "undo/undo_detail.html"
+    return render(request, template, context)
+
+
+@require_GET
+def undo_progress(request: HtmxHttpRequest, undo_id: int) -> HttpResponse:
+    # Polled by pages: a stale tab gets a 403, never a login page swapped into the bar.
+    if not request.user.is_authenticated:
+        return HttpResponseForbidden("Your session ended: log in again to follow this undo.")
+    undo = get_undo_for_viewer(request, undo_id)
+    response = render(request, "undo/undo_detail.html#progress", {"undo": undo})
+    if undo.is_finished:
+        return HttpResponseStopPolling(response.content)
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def redo(request: HtmxHttpRequest, undo_id: int) -> HttpResponse:
+    undo = get_undo_for_viewer(request, undo_id)
+    back = undo.get_absolute_url()
+    try:
+        services.check_may_undo(request.user, undo.record_types)
+        if not undo.is_finished:
+            raise services.UndoRefused(f"{undo} is still {undo.get_status_display()}: wait for it to finish.")
+        if request.method == "POST":
+            redone = services.request_redo(undo=undo, user=request.user, forced=request.POST.getlist("force"))
+            return redirect(redone.get_absolute_url())
+        preview = preview_undo(
+            scope=services.redo_scope(undo), description=services.redo_description(undo), target=undo
+        )
+    except services.NotAllowed as exc:
+        return refused(request, exc, status=403, back=back)
+    except NothingToUndo:
+        return refused(request, f"{undo} wrote nothing, so there is nothing to put back.", status=409, back=back)
+    except services.UndoRefused as exc:
+        return refused(request, exc, status=409, back=back)
+    return render(request, "undo/redo.html", {"undo": undo, "preview": preview})
+
+
+@require_POST
+@login_required
+def retry(request: HtmxHttpRequest, undo_id: int) -> HttpResponse:
+    undo = get_undo_for_viewer(request, undo_id)
+    try:
+        services.retry_undo(undo=undo, user=request.user)
+    except services.NotAllowed as exc:
+        return refused(request, exc, status=403, back=undo.get_absolute_url())
+    except services.UndoRefused as exc:
+        messages.warning(request, str(exc))
+    return redirect(undo.get_absolute_url())
