@@ -1,6 +1,8 @@
 from django.contrib import admin, messages
 from django.db import models
 
+from undo.admin import ReadOnlyAdmin
+
 from .models import Agent, Approval, CallbackDelivery, Change, Event, RuleSet, Run, Workflow
 
 
@@ -40,28 +42,11 @@ class RunAdmin(admin.ModelAdmin):
 
 
 @admin.register(Change)
-class ChangeAdmin(admin.ModelAdmin):
-    # Read-only: statuses move only through the lifecycle (review pages, API, workers).
+class ChangeAdmin(ReadOnlyAdmin):
+    # Statuses move only through the lifecycle (review pages, API, workers).
     list_display = ("id", "operation_id", "record_type", "operation", "status", "risk", "created_at")
     list_select_related = ("run",)
     raw_id_fields = ("run", "workflow", "agent", "approver")
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_add_permission(self, request):
-        return False
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Approval)
@@ -81,30 +66,12 @@ class CallbackDeliveryAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "actor_label", "message")
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(RuleSet)
-class RuleSetAdmin(admin.ModelAdmin):
-    # Read-only: rules are edited on the rules pages, which version and audit every save.
+class RuleSetAdmin(ReadOnlyAdmin):
+    # Rules are edited on the rules pages, which version and audit every save.
     list_display = ("workflow", "version", "created_by", "created_at", "summary")
     list_select_related = ("workflow", "created_by")
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -3,12 +3,8 @@ from django.contrib import admin
 from .models import Undo
 
 
-@admin.register(Undo)
-class UndoAdmin(admin.ModelAdmin):
-    # Read-only: undos are asked for and run from the run, record and undo pages.
-    list_display = ("id", "kind", "description", "status", "requested_by_label", "records_reverted", "created_at")
-    list_filter = ("kind", "status")
-    raw_id_fields = ("target", "requested_by")
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For what changes only through its own path (services, the lifecycle, undo): admins look, never edit."""
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -18,3 +14,11 @@ class UndoAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Undo)
+class UndoAdmin(ReadOnlyAdmin):
+    # Undos are asked for and run from the run, record and undo pages.
+    list_display = ("id", "kind", "description", "status", "requested_by_label", "records_reverted", "created_at")
+    list_filter = ("kind", "status")
+    raw_id_fields = ("target", "requested_by")
