@@ -41,9 +41,12 @@ class Command(BaseCommand):
                 workflow="account-sync", run=f"accounts-{stamp}", changes=_emails(rng, stamp)
             )
             refunds = client.propose_batch(workflow="refund-bot", run=f"refunds-{stamp}", changes=_refunds(rng, stamp))
+            # The bad one: a confused tagger marks real customers' tickets as spam. Low risk,
+            # so the rules let it through — the run to undo from its page.
+            bad = client.propose_batch(workflow="ticket-triage", run=f"bad-tags-{stamp}", changes=_spam(rng, stamp))
         except ApiError as exc:
             raise CommandError(f"The API refused the demo run: {exc}") from exc
-        for result in (triage, accounts, refunds):
+        for result in (triage, accounts, refunds, bad):
             run = result["run"]
             self.stdout.write(f"Posted run {run['external_id']} ({run['workflow']}): {run['counts']}")
 
@@ -96,6 +99,22 @@ def _triage(rng: random.Random, stamp: str) -> list[dict]:
             }
         )
     return changes
+
+
+def _spam(rng: random.Random, stamp: str) -> list[dict]:
+    tickets = list(Ticket.objects.filter(status__in=["open", "pending"]).exclude(tags__contains="spam")[:400])
+    return [
+        {
+            "operation_id": f"spam-{ticket.pk}-{stamp}",
+            "record_type": "ticket",
+            "records": [{"id": ticket.pk, "expected": {"tags": ticket.tags}}],
+            "values": {"tags": "spam"},
+            "risk": 0.1,
+            "confidence": 0.92,
+            "reasoning": "The message was sent from a mail server; automated mail is spam.",
+        }
+        for ticket in rng.sample(tickets, min(40, len(tickets)))
+    ]
 
 
 def _emails(rng: random.Random, stamp: str) -> list[dict]:
