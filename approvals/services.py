@@ -386,7 +386,7 @@ def sweep() -> dict[str, int]:
     many attempts) and queued changes nobody picked up are enqueued again."""
     now = timezone.now()
     sweeper = Actor.system("sweeper")
-    expired = list(Change.objects.filter(status=S.APPLYING, lease_until__lt=now))
+    expired = list(Change.objects.filter(status__in_constants=[S.APPLYING], lease_until__lt=now))
     for change in expired:
         try:
             _retry_or_fail(
@@ -399,9 +399,9 @@ def sweep() -> dict[str, int]:
             logger.info("sweeper: change %s finished after all (%s)", change.pk, exc.current)
     stale = now - timedelta(seconds=settings.REQUEUE_AFTER_SECONDS)
     waiting = list(
-        Change.objects.filter(status=S.QUEUED)
+        Change.objects.filter(status__in_constants=[S.QUEUED])
         .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
-        .order_by("id")
+        .order_by("enqueued_at")  # longest waiting first, read off the change_queued index
         .values_list("pk", flat=True)[:10_000]
     )
     if waiting:
