@@ -114,7 +114,7 @@ class RecordType:
         change was written over) when given.
         """
         if operation == "create":
-            parts = ", ".join(f"{self.fields[n].label} {self.display(n, v)}" for n, v in values.items())
+            parts = self._field_values(values)
             return f"Create a {self.label} with {parts}" if parts else f"Create a {self.label}"
         record = self.describe(instance) if instance is not None else f"{self.label} (missing)"
         if operation == "soft_delete":
@@ -129,6 +129,15 @@ class RecordType:
         ]
         return "Change " + (", and ".join(parts) if parts else f"nothing on {record}")
 
+    def _field_values(self, values: dict[str, Any]) -> str:
+        """ "invoice #12, amount 112.50": a reference already names its kind, so no label before it."""
+        return ", ".join(
+            self.display(n, v)
+            if isinstance(self.fields[n].model_field, models.ForeignKey)
+            else f"{self.fields[n].label} {self.display(n, v)}"
+            for n, v in values.items()
+        )
+
     @property
     def plural(self) -> str:
         meta = self.model._meta
@@ -137,7 +146,7 @@ class RecordType:
     def describe_alike(self, operation: str, values: dict[str, Any]) -> str:
         """What many alike changes do, for a group of them: "set the status of tickets to resolved"."""
         if operation == "create":
-            parts = ", ".join(f"{self.fields[n].label} {self.display(n, v)}" for n, v in values.items())
+            parts = self._field_values(values)
             return f"create {self.plural} with {parts}" if parts else f"create {self.plural}"
         if operation == "soft_delete":
             return f"delete {self.plural} (soft delete: they can be restored)"
