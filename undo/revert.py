@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from . import registry
 from .scopes import Scope
-from .tables import H_CHANGE, H_ID, H_RECORD, H_TYPE, H_UNDO, V0, Slot, Table, table
+from .tables import H_CHANGE, H_ID, H_RECORD, H_TYPE, H_UNDO, IDS, V0, Slot, Table, table
 
 SCOPE, CHAIN, OTHER = "scope", "chain", "other"
 _NONE: frozenset = frozenset()
@@ -348,46 +348,51 @@ class Written:
 
 
 def write_chunk(plans: list[RecordPlan], *, undo_id: int, user_id: int | None, deleted_by: str, reason: str) -> Written:
-    """Write every plan's reverts: base rows with `executemany`, one tagged history row per record.
+    """Write every plan's reverts: base rows with `executemany`, then one tagged history row
+    per record written, copied from the record by the database.
 
-    Call inside the chunk's transaction, right after `plan_chunk`.
+    Call inside the chunk's transaction, right after `plan_chunk` (which locked the records).
     """
     written = Written()
     if not plans:
         return written
     tbl = plans[0].table
     now = timezone.now()
-    now_db = connection.ops.adapt_datetimefield_value(now)
-    updates: dict[tuple[int, ...], list[tuple]] = {}
-    history = []
-    # In _HISTORY_META's order: no change, run or agent, so the row never falls in their scopes.
-    meta = (now_db, reason, "~", user_id, None, None, None, "", undo_id)
+    # Records written on the same slots share one UPDATE statement, run with executemany.
+    updates: dict[tuple[Slot, ...], list[list]] = {}
+    record_ids: list[int] = []
     for plan in plans:
         writes = plan.to_write()
         if not writes:
             continue
-        values = list(plan.current)
-        positions: list[int] = []
+        params: list = []
         for slot, value in writes.items():
-            if value is None:  # soft-delete what the scope created
-                value = _deleted_now(slot, now, deleted_by, reason)
-            for p, v in zip(slot.positions, value, strict=True):
-                values[p] = v
-            positions.extend(slot.positions)
-        key = tuple(sorted(positions))
-        updates.setdefault(key, []).append((*[values[p] for p in key], plan.record_id))
-        history.append((*values, plan.record_id, *meta))
-        written.records += 1
+            # None: soft-delete what the scope created.
+            params.extend(_deleted_now(slot, now, deleted_by, reason) if value is None else value)
+        params.append(plan.record_id)
+        updates.setdefault(tuple(writes), []).append(params)
+        record_ids.append(plan.record_id)
         written.fields += len(writes)
-        written.forced += bool(plan.forced and plan.conflicts)
+        written.forced += plan.forced and bool(plan.conflicts)
+    written.records = len(record_ids)
+    if not record_ids:
+        return written
     qn = connection.ops.quote_name
     base, pk = tbl.update_base
+    # In _HISTORY_META's order: no change, run or agent, so the row never falls in their scopes.
+    meta = [connection.ops.adapt_datetimefield_value(now), reason, "~", user_id, None, None, None, "", undo_id]
     with connection.cursor() as cursor:
-        for key, params in updates.items():
-            assignments = ", ".join(f"{qn(tbl.tracked[p].column)} = %s" for p in key)
+        for slots, params in updates.items():
+            assignments = ", ".join(f"{qn(f.column)} = %s" for slot in slots for f in slot.fields)
             cursor.executemany(f"UPDATE {base} SET {assignments} WHERE {pk} = %s", params)
-        cursor.executemany(tbl.insert_history, history)
+        for start in range(0, len(record_ids), _IN_MAX):
+            ids = record_ids[start : start + _IN_MAX]
+            cursor.execute(tbl.insert_history.replace(IDS, ", ".join(["%s"] * len(ids))), [*meta, *ids])
     return written
+
+
+# Ids bound in one IN list: within SQLite's and PostgreSQL's limits on parameters.
+_IN_MAX = 5000
 
 
 def _deleted_now(slot: Slot, now, deleted_by: str, reason: str) -> tuple:

@@ -97,7 +97,9 @@ class Table:
         self.insert_history = self._insert_statement()
 
     def _insert_statement(self) -> str:
-        # Columns in the order a row is built: the tracked values, the record id, then _HISTORY_META.
+        # The snapshot is the record as it is now (just written, in the same transaction),
+        # plus the history columns: the database copies the row, nothing is bound per value.
+        # Parameters: _HISTORY_META's values, then the record ids (`IDS` stands for their placeholders).
         names = [f.attname for f in self.tracked] + ["id", *_HISTORY_META]
         known = set(names) | {"history_id"}
         unknown = [f.attname for f in self.history_model._meta.concrete_fields if f.attname not in known]
@@ -107,14 +109,21 @@ class Table:
             )
         qn = connection.ops.quote_name
         columns = [self.history_model._meta.get_field(n).column for n in names]
-        sql = "INSERT INTO {} ({}) VALUES ({})".format(
+        pk = qn(self.model._meta.pk.column)
+        copied = [qn(f.column) for f in self.tracked] + [pk]
+        return "INSERT INTO {} ({}) SELECT {}, {} FROM {} WHERE {} IN ({}) ORDER BY {}".format(
             qn(self.history_model._meta.db_table),
             ", ".join(qn(c) for c in columns),
-            ", ".join(["%s"] * len(columns)),
+            ", ".join(copied),
+            ", ".join(["%s"] * len(_HISTORY_META)),
+            qn(self.model._meta.db_table),
+            pk,
+            IDS,
+            pk,
         )
-        return sql
 
 
+IDS = "<ids>"
 _HISTORY_META = (
     "history_date",
     "history_change_reason",

@@ -75,6 +75,9 @@ def test_a_later_edit_of_another_field_is_kept_and_is_no_conflict(support, ticke
     tickets[0].refresh_from_db()
     assert (tickets[0].status, tickets[0].tags, tickets[0].internal_note) == ("open", "", "called the customer")
     assert done.conflicts_left == 0
+    # The undo's snapshot is the whole record as it now is, the kept edit included.
+    snapshot = Ticket.history.get(cs_undo_id=done.pk, id=tickets[0].pk)
+    assert (snapshot.status, snapshot.tags, snapshot.internal_note) == ("open", "", "called the customer")
 
 
 def test_a_later_edit_of_the_same_field_is_a_conflict_left_in_place(support, tickets, run_of_three):
