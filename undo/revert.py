@@ -90,15 +90,21 @@ class RecordPlan:
             return set(self.table.slots)
         return set() if self.forced else {c.slot for c in self.conflicts}
 
-    def change_outcomes(self) -> dict[int, tuple[bool, bool]]:
-        """Per change that wrote this record: (this undo writes some of its slots, some stay in place)."""
-        writes = self.to_write()
-        if not self.conflicts and not self.cannot:
-            return {change: (bool(slots & writes.keys()), False) for change, slots in self.change_slots.items()}
-        left = self.left_slots()
-        return {
-            change: (bool(slots & writes.keys()), bool(slots & left)) for change, slots in self.change_slots.items()
-        }
+
+def changes_taken_back(plans: list[RecordPlan]) -> set[int]:
+    """The changes these plans undo (or redo): some of their writes are taken back and none
+    stays in place, on any of their records."""
+    done: set[int] = set()
+    not_done: set[int] = set()
+    for plan in plans:
+        writes = plan.to_write().keys()
+        left = plan.left_slots() if plan.conflicts or plan.cannot else _NONE
+        for change, slots in plan.change_slots.items():
+            if left and not left.isdisjoint(slots):
+                not_done.add(change)
+            elif not writes.isdisjoint(slots):
+                done.add(change)
+    return done - not_done
 
 
 def record_key(record_type: str, record_id: int) -> str:
@@ -232,22 +238,25 @@ def _plan_record(
     candidates: frozenset[int] | None,
 ) -> RecordPlan:
     plan = RecordPlan(tbl, record_id, last_undo_id=rows[-1][H_UNDO] if rows else None)
+    if candidates is None and current is not None and _only_newest_in_scope(rows, scope_ids, chain):
+        newest, previous = rows[-1][V0:], rows[-2][V0:]
+        if current == newest:
+            # The common shape (one write by the scope, the newest, on a record's own history),
+            # decided without the walk below, to the same outcome: every slot it changed goes
+            # back to the version before it.
+            changed = _changed_slots(tbl, newest, previous)
+            if (change_id := rows[-1][H_CHANGE]) is not None:
+                plan.change_slots[change_id] = set(changed)
+            _plan_last_write(plan, tbl, changed, previous, current)
+            return plan
     kinds = [SCOPE if r[H_ID] in scope_ids else CHAIN if r[H_UNDO] in chain else OTHER for r in rows]
     values = [r[V0:] for r in rows]
     n = len(rows)
     scoped = [i for i in range(n) if kinds[i] is SCOPE]
 
     # Which slots each row changed (the first row, a creation, sets them all).
-    slot_at, width = tbl.slot_at, len(tbl.slot_at)
     changed: list[frozenset[Slot] | set[Slot]] = [tbl.all_slots]
-    for i in range(1, n):
-        now, before = values[i], values[i - 1]
-        if now == before:
-            changed.append(_NONE)
-        else:
-            found = {slot_at[p] for p in range(width) if now[p] != before[p]}
-            found.discard(None)
-            changed.append(found)
+    changed.extend(_changed_slots(tbl, values[i], values[i - 1]) for i in range(1, n))
     for i in scoped if candidates is None else range(n):
         change_id = rows[i][H_CHANGE]
         if change_id is not None and (candidates is None or change_id in candidates):
@@ -255,11 +264,6 @@ def _plan_record(
 
     if current is None:
         plan.cannot = f"{tbl.rtype.label} #{record_id} no longer exists"
-        return plan
-    if scoped == [n - 1] and n > 1 and current == values[-1] and CHAIN not in kinds:
-        # The common shape (one write by the scope, the newest, on a record's own history):
-        # every slot it changed goes back to the version before it.
-        _plan_last_write(plan, tbl, changed[-1], values[-2], current)
         return plan
     if scoped and scoped[0] == 0 and rows[0][H_TYPE] == "+":
         _plan_create_undo(plan, tbl, rows, kinds, changed, values, current)
@@ -301,6 +305,23 @@ def _plan_record(
         else:
             plan.reverts[slot] = before
     return plan
+
+
+def _only_newest_in_scope(rows: list[tuple], scope_ids: set[int], chain: frozenset[int]) -> bool:
+    """True when the scope wrote only the record's newest version, and an earlier one exists
+    that neither the scope nor its chain wrote."""
+    if len(rows) < 2 or rows[-1][H_ID] not in scope_ids:
+        return False
+    return not any(r[H_ID] in scope_ids or r[H_UNDO] in chain for r in rows[:-1])
+
+
+def _changed_slots(tbl: Table, now: tuple, before: tuple) -> frozenset[Slot] | set[Slot]:
+    if now == before:
+        return _NONE
+    slot_at = tbl.slot_at
+    found = {slot_at[p] for p in range(len(slot_at)) if now[p] != before[p]}
+    found.discard(None)
+    return found
 
 
 def _plan_last_write(plan: RecordPlan, tbl: Table, changed, previous: tuple, current: tuple) -> None:

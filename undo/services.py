@@ -237,17 +237,7 @@ def _run_chunk(undo: Undo, chunk: revert.Chunk, *, chain, candidates, reason: st
         reason=reason,
     )
     left = [p for p in plans if (p.conflicts and not p.forced) or p.cannot]
-    # A change is undone (or redone) by this undo when it takes back some of its writes
-    # and leaves none in place, on any of its records.
-    done_changes: set[int] = set()
-    not_done: set[int] = set()
-    for plan in plans:
-        for change, (wrote, stays) in plan.change_outcomes().items():
-            if stays:
-                not_done.add(change)
-            elif wrote:
-                done_changes.add(change)
-    done_changes -= not_done
+    done_changes = revert.changes_taken_back(plans)
     undo.done += len(plans)
     undo.records_reverted += written.records
     undo.fields_reverted += written.fields
