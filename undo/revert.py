@@ -34,6 +34,8 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
 
 from django.db import connection
 from django.utils import timezone
@@ -143,19 +145,20 @@ def chunks(scope: Scope, *, size: int) -> tuple[int, Iterator[Chunk]]:
     A change that wrote several records has them all in one chunk, so a chunk's
     transaction always holds whole changes.
     """
-    found = list(scope_rows(scope))
-    total = sum(len({r[1] for r in rows}) for _, rows in found)
+    found = [(tbl, rows, sorted({r[1] for r in rows})) for tbl, rows in scope_rows(scope)]
+    total = sum(len(record_ids) for _, _, record_ids in found)
 
     def generate():
-        for tbl, rows in found:
+        for tbl, rows, record_ids in found:
             history_ids = {r[0] for r in rows}
-            for group in _whole_changes(rows, size):
+            for group in _whole_changes(rows, record_ids, size):
                 yield Chunk(tbl, group, history_ids)
 
     return total, generate()
 
 
-def _whole_changes(rows, size: int) -> Iterator[list[int]]:
+def _whole_changes(rows, record_ids: list[int], size: int) -> Iterator[list[int]]:
+    # Records written by one change are joined (union-find); `record_ids` is sorted.
     parent: dict[int, int] = {}
 
     def root(x: int) -> int:
@@ -172,8 +175,12 @@ def _whole_changes(rows, size: int) -> Iterator[list[int]]:
             a, b = root(other), root(record_id)
             if a != b:
                 parent[max(a, b)] = min(a, b)
+    if not parent:  # every change wrote one record
+        for start in range(0, len(record_ids), size):
+            yield record_ids[start : start + size]
+        return
     groups: dict[int, list[int]] = {}
-    for record_id in sorted({r[1] for r in rows}):
+    for record_id in record_ids:
         groups.setdefault(root(record_id), []).append(record_id)
     batch: list[int] = []
     for group in groups.values():
@@ -200,9 +207,9 @@ def plan_chunk(
     `candidates`: the change ids whose fate to report (None: the changes in the scope).
     """
     tbl = chunk.table
-    histories: dict[int, list[tuple]] = {}
-    for row in _select_in(tbl.select_history, chunk.record_ids):
-        histories.setdefault(row[H_RECORD], []).append(row)
+    # Ordered by record, then version.
+    rows = _select_in(tbl.select_history, chunk.record_ids)
+    histories = {record_id: list(group) for record_id, group in groupby(rows, itemgetter(H_RECORD))}
     select_base = tbl.select_base_for_update if lock else tbl.select_base
     base = {row[0]: row[1:] for row in _select_in(select_base, chunk.record_ids)}
     plans = []
@@ -312,7 +319,10 @@ def _only_newest_in_scope(rows: list[tuple], scope_ids: set[int], chain: frozens
     that neither the scope nor its chain wrote."""
     if len(rows) < 2 or rows[-1][H_ID] not in scope_ids:
         return False
-    return not any(r[H_ID] in scope_ids or r[H_UNDO] in chain for r in rows[:-1])
+    for row in rows[:-1]:
+        if row[H_ID] in scope_ids or row[H_UNDO] in chain:
+            return False
+    return True
 
 
 def _changed_slots(tbl: Table, now: tuple, before: tuple) -> frozenset[Slot] | set[Slot]:
