@@ -16,7 +16,7 @@ from undo import registry
 from undo import selectors as undo_selectors
 from undo import services as undo_services
 from undo.scopes import NothingToUndo
-from undo.views import refused
+from undo.views import record_choices, refused
 
 from . import queue, selectors, undo_scopes
 from .forms_undo import AgentWindowForm
@@ -97,7 +97,7 @@ def undo_run(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
                 scope=target.scope,
                 description=target.description,
                 user=request.user,
-                forced=request.POST.getlist("force"),
+                **record_choices(request.POST),
             )
             messages.success(request, f"{undo}: {undo.get_status_display()}.")
             return redirect(back)
@@ -129,7 +129,7 @@ def undo_agent(request: HtmxHttpRequest) -> HttpResponse:
                     scope=target.scope,
                     description=target.description,
                     user=request.user,
-                    forced=request.POST.getlist("force"),
+                    **record_choices(request.POST),
                 )
                 return redirect(undo.get_absolute_url())
             preview = undo_preview.preview_undo(scope=target.scope, description=target.description)

@@ -67,6 +67,9 @@ class Undo(models.Model):
     forced = models.JSONField(
         default=list, blank=True, help_text='Records ("ticket:12") whose conflicts are overwritten'
     )
+    skipped = models.JSONField(
+        default=list, blank=True, help_text='Records ("ticket:12") the owner chose to leave exactly as they are'
+    )
 
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -85,6 +88,7 @@ class Undo(models.Model):
     already_back = models.PositiveIntegerField(default=0)
     conflicts_left = models.PositiveIntegerField(default=0)
     forced_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
     conflicts = models.JSONField(default=list, blank=True, help_text="The first conflicts left, in plain words")
     change_ids_done = models.JSONField(default=list, blank=True, help_text="Changes this undo undid (or redid)")
     error = models.TextField(blank=True, default="")

@@ -30,6 +30,7 @@ class PreviewItem:
     already: list[str] = field(default_factory=list)
     cannot: str = ""
     forced: bool = False
+    skipped: bool = False
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Preview:
     already: int = 0  # records already back entirely
     cannot: int = 0
     creates: int = 0  # records the scope created, to soft-delete
+    skipped: int = 0  # records the owner chose to leave as they are
     items: list[PreviewItem] = field(default_factory=list)
     conflict_items: list[PreviewItem] = field(default_factory=list)
     more_items: int = 0
@@ -59,13 +61,19 @@ class Preview:
 
 
 def preview_undo(
-    *, scope: Scope, description: str, forced: Iterable[str] = (), limit: int = 100, target: Undo | None = None
+    *,
+    scope: Scope,
+    description: str,
+    forced: Iterable[str] = (),
+    skipped: Iterable[str] = (),
+    limit: int = 100,
+    target: Undo | None = None,
 ) -> Preview:
     """Plan the undo of `scope` without writing: counts, per record what goes back, and the conflicts.
 
     Raises NothingToUndo when the scope matches no write.
     """
-    forced = frozenset(forced)
+    forced, skipped = frozenset(forced), frozenset(skipped)
     preview = Preview(scope=scope, description=description)
     chain = chain_of(scope.key())
     candidates = frozenset(target.change_ids_done) if target else None
@@ -79,7 +87,7 @@ def preview_undo(
         if chunk.table.rtype.name not in preview.record_types:
             preview.record_types.append(chunk.table.rtype.name)
         with no_gc_pauses():
-            plans = revert.plan_chunk(chunk, chain=chain, forced=forced, candidates=candidates)
+            plans = revert.plan_chunk(chunk, chain=chain, forced=forced, skipped=skipped, candidates=candidates)
         for plan in plans:
             _count(preview, plan, changes)
             if plan.conflicts or plan.cannot:
@@ -110,7 +118,9 @@ def _count(preview: Preview, plan: RecordPlan, changes: set[int]) -> None:
     if plan.conflicts:
         preview.conflicts += 1
         preview.conflict_fields += len(plan.conflicts)
-    if plan.cannot:
+    if plan.skipped:
+        preview.skipped += 1
+    elif plan.cannot:
         preview.cannot += 1
     elif not plan.conflicts and not plan.reverts:
         preview.already += 1
@@ -142,6 +152,7 @@ def _describe(plan: RecordPlan, instance, writers: dict) -> PreviewItem:
         url=reverse("record_detail", args=[rtype.name, plan.record_id]),
         cannot=plan.cannot,
         forced=plan.forced,
+        skipped=plan.skipped,
     )
     for slot, before in plan.reverts.items():
         item.lines.append(_revert_line(plan, slot, before))

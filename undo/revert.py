@@ -14,6 +14,8 @@ scope changed is decided on its own:
 - **already back**: it holds its value before the scope already (undoing twice,
   or a person put it back); nothing is written.
 
+A record the owner *skips* is left exactly as it is, whatever its slots' fate.
+
 "Its value before the scope" is found by walking back from the scope's last
 write to the slot, over the scope's own writes (and those of this scope's
 earlier undos and redos, its *chain*), to the first write by someone else: a
@@ -74,6 +76,7 @@ class RecordPlan:
     undo_create: bool = False  # the scope created it: undoing soft-deletes it
     cannot: str = ""  # why nothing can be done (record gone, no soft delete)
     forced: bool = False
+    skipped: bool = False  # the owner chose to leave it exactly as it is
     change_slots: dict[int, set[Slot]] = field(default_factory=dict)
     last_undo_id: int | None = None  # the undo that wrote the record's newest version, if one did
 
@@ -82,13 +85,15 @@ class RecordPlan:
         return record_key(self.table.rtype.name, self.record_id)
 
     def to_write(self) -> dict[Slot, tuple | None]:
+        if self.skipped:
+            return {}
         if self.forced and self.conflicts:
             return {**self.reverts, **{c.slot: c.before for c in self.conflicts}}
         return self.reverts
 
     def left_slots(self) -> set[Slot]:
-        """Slots the scope changed that stay as they are (conflicts not forced, or a record that is gone)."""
-        if self.cannot:
+        """Slots the scope changed that stay as they are (conflicts not forced, a record skipped or gone)."""
+        if self.cannot or self.skipped:
             return set(self.table.slots)
         return set() if self.forced else {c.slot for c in self.conflicts}
 
@@ -100,7 +105,7 @@ def changes_taken_back(plans: list[RecordPlan]) -> set[int]:
     not_done: set[int] = set()
     for plan in plans:
         writes = plan.to_write().keys()
-        left = plan.left_slots() if plan.conflicts or plan.cannot else _NONE
+        left = plan.left_slots() if plan.conflicts or plan.cannot or plan.skipped else _NONE
         for change, slots in plan.change_slots.items():
             if left and not left.isdisjoint(slots):
                 not_done.add(change)
@@ -197,6 +202,7 @@ def plan_chunk(
     *,
     chain: frozenset[int],
     forced: frozenset[str] = frozenset(),
+    skipped: frozenset[str] = frozenset(),
     candidates: frozenset[int] | None = None,
     lock: bool = False,
 ) -> list[RecordPlan]:
@@ -204,6 +210,7 @@ def plan_chunk(
     inside the transaction that writes.
 
     `chain`: ids of undos whose rows count as the scope's own (its earlier undos and redos).
+    `forced`, `skipped`: record keys ("ticket:12") the owner forces or leaves as they are.
     `candidates`: the change ids whose fate to report (None: the changes in the scope).
     """
     tbl = chunk.table
@@ -223,8 +230,10 @@ def plan_chunk(
             chain,
             candidates,
         )
-        if forced:
-            plan.forced = plan.key in forced
+        if forced or skipped:
+            key = plan.key
+            plan.skipped = key in skipped
+            plan.forced = key in forced and not plan.skipped
         plans.append(plan)
     return plans
 

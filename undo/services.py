@@ -75,10 +75,14 @@ def request_undo(
     description: str,
     user,
     forced: Iterable[str] = (),
+    skipped: Iterable[str] = (),
     kind: str = Undo.Kind.UNDO,
     target: Undo | None = None,
 ) -> Undo:
     """Check, record and start an undo: inline when small, on a worker when large.
+
+    `forced` and `skipped` are the owner's choices per record ("ticket:12"): overwrite its
+    conflicts, or leave it exactly as it is (skip wins when both are given).
 
     Raises NotAllowed, NothingToUndo, or UndoRefused (an undo of the same scope is running).
     """
@@ -110,6 +114,7 @@ def request_undo(
             upto_history_id=scope.upto_history_id,
             record_types=reach.record_types,
             forced=sorted(set(forced)),
+            skipped=sorted(set(skipped)),
             requested_by=user,
             requested_by_label=user.get_username(),
             total=reach.records,
@@ -119,7 +124,7 @@ def request_undo(
     return undo
 
 
-def request_redo(*, undo: Undo, user, forced: Iterable[str] = ()) -> Undo:
+def request_redo(*, undo: Undo, user, forced: Iterable[str] = (), skipped: Iterable[str] = ()) -> Undo:
     """Undo an undo: put back what it took back."""
     if not undo.is_finished:
         raise UndoRefused(f"{undo} is still {undo.get_status_display()}. Wait for it to finish, then redo it.")
@@ -128,6 +133,7 @@ def request_redo(*, undo: Undo, user, forced: Iterable[str] = ()) -> Undo:
         description=redo_description(undo),
         user=user,
         forced=forced,
+        skipped=skipped,
         kind=Undo.Kind.REDO,
         target=undo,
     )
@@ -187,6 +193,7 @@ def execute_undo(*, undo_id: int) -> Undo | None:
         done=0,
         already_back=0,
         conflicts_left=0,
+        skipped_count=0,
         conflicts=[],
         error="",
     )
@@ -228,7 +235,14 @@ def execute_undo(*, undo_id: int) -> Undo | None:
 
 
 def _run_chunk(undo: Undo, chunk: revert.Chunk, *, chain, candidates, reason: str, signal) -> None:
-    plans = revert.plan_chunk(chunk, chain=chain, forced=frozenset(undo.forced), candidates=candidates, lock=True)
+    plans = revert.plan_chunk(
+        chunk,
+        chain=chain,
+        forced=frozenset(undo.forced),
+        skipped=frozenset(undo.skipped),
+        candidates=candidates,
+        lock=True,
+    )
     written = revert.write_chunk(
         plans,
         undo_id=undo.pk,
@@ -236,22 +250,27 @@ def _run_chunk(undo: Undo, chunk: revert.Chunk, *, chain, candidates, reason: st
         deleted_by=undo.requested_by_label,
         reason=reason,
     )
-    left = [p for p in plans if (p.conflicts and not p.forced) or p.cannot]
+    skipped = [p for p in plans if p.skipped]
+    left = [p for p in plans if not p.skipped and ((p.conflicts and not p.forced) or p.cannot)]
     done_changes = revert.changes_taken_back(plans)
     undo.done += len(plans)
     undo.records_reverted += written.records
     undo.fields_reverted += written.fields
     undo.forced_count += written.forced
     undo.already_back += sum(
-        1 for p in plans if not (p.conflicts or p.reverts or p.cannot) and p.last_undo_id != undo.pk
+        1 for p in plans if not (p.conflicts or p.reverts or p.cannot or p.skipped) and p.last_undo_id != undo.pk
     )
     undo.conflicts_left += len(left)
+    undo.skipped_count += len(skipped)
     room = CONFLICTS_KEPT - len(undo.conflicts)
-    if room > 0 and left:
-        for item in describe_plans(left[:room]):
-            undo.conflicts.append({"key": item.key, "label": item.label, "url": item.url, "lines": item.conflicts})
-            if item.cannot:
-                undo.conflicts[-1]["lines"].append(item.cannot)
+    if room > 0 and (left or skipped):
+        for item in describe_plans((left + skipped)[:room]):
+            if item.skipped:
+                lines = ["Skipped, as asked: left exactly as it is.", *item.conflicts]
+                lines += [f"not set back: {line}" for line in item.lines]
+            else:
+                lines = [*item.conflicts, *([item.cannot] if item.cannot else [])]
+            undo.conflicts.append({"key": item.key, "label": item.label, "url": item.url, "lines": lines})
     new_changes = sorted(done_changes - set(undo.change_ids_done)) if undo.attempts > 1 else sorted(done_changes)
     undo.change_ids_done.extend(new_changes)
     undo.lease_until = timezone.now() + timedelta(seconds=settings.UNDO_LEASE_SECONDS)
@@ -263,6 +282,7 @@ def _run_chunk(undo: Undo, chunk: revert.Chunk, *, chain, candidates, reason: st
             "forced_count",
             "already_back",
             "conflicts_left",
+            "skipped_count",
             "conflicts",
             "change_ids_done",
             "lease_until",

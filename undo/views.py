@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
@@ -44,6 +46,26 @@ def get_undo_for_viewer(request: HttpRequest, undo_id: int) -> Undo:
     if not may_view(request.user):
         raise Http404
     return get_object_or_404(Undo.objects.select_related("target", "requested_by"), pk=undo_id)
+
+
+_RECORD_KEY = re.compile(r"[\w-]+:\d+")
+
+
+def record_choices(data) -> dict[str, list[str]]:
+    """The owner's choices on a preview form, as `forced` and `skipped` record keys ("ticket:12").
+
+    A record in conflict has `on-<key>`: keep (the default), force or skip; a record that
+    would go back may be ticked `skip`. Anything else is ignored.
+    """
+    forced, skipped = set(), {k for k in data.getlist("skip") if _RECORD_KEY.fullmatch(k)}
+    for name, value in data.items():
+        key = name.removeprefix("on-")
+        if key != name and _RECORD_KEY.fullmatch(key):
+            if value == "force":
+                forced.add(key)
+            elif value == "skip":
+                skipped.add(key)
+    return {"forced": sorted(forced), "skipped": sorted(skipped)}
 
 
 def refused(request: HttpRequest, exc: Exception, *, status: int, back: str = "") -> HttpResponse:
@@ -95,8 +117,8 @@ def restore(request: HtmxHttpRequest, record_type: str, record_id: int, history_
                 scope=scope,
                 description=description,
                 user=request.user,
-                forced=request.POST.getlist("force"),
                 kind=Undo.Kind.RESTORE,
+                **record_choices(request.POST),
             )
         except NothingToUndo:
             return refused(request, "This is already the record's current version: nothing to restore.", status=409)
@@ -167,7 +189,7 @@ def redo(request: HtmxHttpRequest, undo_id: int) -> HttpResponse:
         if not undo.is_finished:
             raise services.UndoRefused(f"{undo} is still {undo.get_status_display()}: wait for it to finish.")
         if request.method == "POST":
-            redone = services.request_redo(undo=undo, user=request.user, forced=request.POST.getlist("force"))
+            redone = services.request_redo(undo=undo, user=request.user, **record_choices(request.POST))
             return redirect(redone.get_absolute_url())
         preview = preview_undo(
             scope=services.redo_scope(undo), description=services.redo_description(undo), target=undo

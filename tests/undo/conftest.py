@@ -60,9 +60,11 @@ def human_edit(user, record, **values):
     return record
 
 
-def undo(user, *, description="the test scope", forced=(), **scope) -> Undo:
+def undo(user, *, description="the test scope", forced=(), skipped=(), **scope) -> Undo:
     """Ask for an undo of `scope` and run it to the end, as a worker would."""
-    made = services.request_undo(scope=Scope(**scope), description=description, user=user, forced=forced)
+    made = services.request_undo(
+        scope=Scope(**scope), description=description, user=user, forced=forced, skipped=skipped
+    )
     services.execute_undo(undo_id=made.pk)
     made.refresh_from_db()
     return made

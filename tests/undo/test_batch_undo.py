@@ -114,6 +114,37 @@ def test_the_owner_can_force_a_record_in_conflict(support, tickets, run_of_three
     assert tickets[0].history.filter(status="closed", history_user=support).exists()
 
 
+def test_the_owner_can_skip_a_record_in_conflict(support, tickets, run_of_three):
+    run, changes = run_of_three
+    human_edit(support, tickets[0], status="closed")
+    key = f"ticket:{tickets[0].pk}"
+
+    preview = preview_undo(scope=Scope(run_id=run.pk), description="run r-1", skipped=[key])
+    assert (preview.records_to_write, preview.conflicts, preview.skipped) == (2, 1, 1)
+    assert preview.conflict_items[0].skipped
+
+    done = undo(support, run_id=run.pk, skipped=[key])
+
+    # Skipped: not even its tags, which nobody touched since, go back.
+    assert values(tickets) == [("closed", "billing"), ("open", ""), ("open", "")]
+    assert (done.records_reverted, done.skipped_count, done.conflicts_left) == (2, 1, 0)
+    assert not Ticket.history.filter(cs_undo_id=done.pk, id=tickets[0].pk).exists()
+    assert done.conflicts[0]["key"] == key and done.conflicts[0]["lines"][0].startswith("Skipped, as asked")
+    statuses = dict(Change.objects.values_list("pk", "status"))
+    assert statuses == {changes[0].pk: S.APPLIED, changes[1].pk: S.UNDONE, changes[2].pk: S.UNDONE}
+
+
+def test_skipping_wins_over_forcing_and_works_on_records_without_conflict(support, tickets, run_of_three):
+    run, _ = run_of_three
+    human_edit(support, tickets[0], status="closed")
+    keys = [f"ticket:{t.pk}" for t in tickets]
+
+    done = undo(support, run_id=run.pk, forced=keys[:1], skipped=keys[:2])
+
+    assert values(tickets) == [("closed", "billing"), ("resolved", "billing"), ("open", "")]
+    assert (done.records_reverted, done.forced_count, done.skipped_count) == (1, 0, 2)
+
+
 def test_undoing_twice_writes_nothing_more(support, tickets, run_of_three):
     run, _ = run_of_three
     undo(support, run_id=run.pk)

@@ -73,7 +73,11 @@ def test_the_preview_shows_what_goes_back_and_the_conflicts_and_writes_nothing(s
     assert "<strong>3</strong> changes" in page and "<strong>1</strong> in conflict" in page
     assert "status: resolved → open" in page and "tags: billing → (empty)" in page
     assert "since then sam set it to closed" in page
-    assert f'name="force" value="ticket:{tickets[0].pk}"' in page
+    # Per record in conflict: keep (the default), force or skip; any record going back can be skipped.
+    key = f"ticket:{tickets[0].pk}"
+    assert f'name="on-{key}" value="keep" checked' in page
+    assert f'name="on-{key}" value="force"' in page and f'name="on-{key}" value="skip"' in page
+    assert f'name="skip" value="ticket:{tickets[1].pk}"' in page
     assert Ticket.history.count() == rows and Undo.objects.count() == 0
 
 
@@ -90,8 +94,25 @@ def test_one_click_undoes_the_run_and_the_run_page_shows_it_done(support, run, t
 
 def test_forcing_from_the_form(support, run, tickets):
     human_edit(support, tickets[0], status="closed")
-    client_for(support).post(f"/runs/{run.pk}/undo", {"force": [f"ticket:{tickets[0].pk}"]})
+    client_for(support).post(f"/runs/{run.pk}/undo", {f"on-ticket:{tickets[0].pk}": "force"})
     assert set(Ticket.objects.values_list("status", flat=True)) == {"open"}
+
+
+def test_skipping_from_the_form(support, run, tickets):
+    human_edit(support, tickets[0], status="closed")
+    client = client_for(support)
+    client.post(
+        f"/runs/{run.pk}/undo",
+        {f"on-ticket:{tickets[0].pk}": "skip", "skip": [f"ticket:{tickets[2].pk}", "nonsense", "ticket:x"]},
+    )
+
+    states = list(Ticket.objects.order_by("id").values_list("status", "tags"))
+    assert states == [("closed", "billing"), ("open", ""), ("resolved", "billing")]
+    done = Undo.objects.get()
+    assert done.skipped == [f"ticket:{tickets[0].pk}", f"ticket:{tickets[2].pk}"]
+    page = client.get(done.get_absolute_url()).content.decode()
+    assert "2 skipped" in page and "Skipped, as asked: left exactly as it is." in page
+    assert "not set back: tags: billing → (empty)" in page
 
 
 def test_a_selection_from_the_run_page(support, run, tickets):
@@ -215,7 +236,7 @@ def test_the_undo_page_lists_conflicts_and_offers_redo(support, run, tickets):
     human_edit(support, tickets[0], status="closed")
     made = undo(support, run_id=run.pk)
     page = client_for(support).get(f"/undos/{made.pk}/").content.decode()
-    assert "Left as they are (conflicts)" in page and "sam set it to closed" in page
+    assert "<h2>Left as they are</h2>" in page and "sam set it to closed" in page
     assert f'href="/undos/{made.pk}/redo"' in page
 
 
