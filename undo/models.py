@@ -70,6 +70,11 @@ class Undo(models.Model):
     skipped = models.JSONField(
         default=list, blank=True, help_text='Records ("ticket:12") the owner chose to leave exactly as they are'
     )
+    seen_history = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Per record type, the newest history id when the owner saw the preview: forcing stops there",
+    )
 
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db.models import Max
 from django.urls import reverse
 
 from . import registry, revert
@@ -31,6 +32,7 @@ class PreviewItem:
     cannot: str = ""
     forced: bool = False
     skipped: bool = False
+    changed_since_preview: bool = False
 
 
 @dataclass
@@ -50,6 +52,8 @@ class Preview:
     cannot: int = 0
     creates: int = 0  # records the scope created, to soft-delete
     skipped: int = 0  # records the owner chose to leave as they are
+    # Per record type, the newest history id before planning: a force stops there.
+    seen: dict[str, int] = field(default_factory=dict)
     items: list[PreviewItem] = field(default_factory=list)
     conflict_items: list[PreviewItem] = field(default_factory=list)
     more_items: int = 0
@@ -77,6 +81,12 @@ def preview_undo(
     preview = Preview(scope=scope, description=description)
     chain = chain_of(scope.key())
     candidates = frozenset(target.change_ids_done) if target else None
+    # Read before the histories are: anything newer was not in this preview.
+    newest = {
+        rtype.name: rtype.model.history.aggregate(newest=Max("history_id"))["newest"] or 0
+        for rtype in registry.all_record_types()
+        if scope.history_q(rtype) is not None
+    }
     total, chunks = revert.chunks(scope, size=settings.UNDO_BATCH_SIZE)
     if not total:
         raise NothingToUndo(f"Nothing to undo: no record was changed by {description}.")
@@ -101,6 +111,7 @@ def preview_undo(
                 else:
                     preview.more_items += 1
     preview.changes = len(changes)
+    preview.seen = {name: newest[name] for name in preview.record_types}
     preview.items = describe_plans(kept)
     preview.conflict_items = describe_plans(kept_conflicts)
     return preview
@@ -153,6 +164,7 @@ def _describe(plan: RecordPlan, instance, writers: dict) -> PreviewItem:
         cannot=plan.cannot,
         forced=plan.forced,
         skipped=plan.skipped,
+        changed_since_preview=plan.changed_since_preview,
     )
     for slot, before in plan.reverts.items():
         item.lines.append(_revert_line(plan, slot, before))

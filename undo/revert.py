@@ -77,6 +77,8 @@ class RecordPlan:
     cannot: str = ""  # why nothing can be done (record gone, no soft delete)
     forced: bool = False
     skipped: bool = False  # the owner chose to leave it exactly as it is
+    # Forced, but a conflicting field was written again after the owner's preview: not forced.
+    changed_since_preview: bool = False
     change_slots: dict[int, set[Slot]] = field(default_factory=dict)
     last_undo_id: int | None = None  # the undo that wrote the record's newest version, if one did
 
@@ -203,6 +205,7 @@ def plan_chunk(
     chain: frozenset[int],
     forced: frozenset[str] = frozenset(),
     skipped: frozenset[str] = frozenset(),
+    seen: int | None = None,
     candidates: frozenset[int] | None = None,
     lock: bool = False,
 ) -> list[RecordPlan]:
@@ -211,6 +214,8 @@ def plan_chunk(
 
     `chain`: ids of undos whose rows count as the scope's own (its earlier undos and redos).
     `forced`, `skipped`: record keys ("ticket:12") the owner forces or leaves as they are.
+    `seen`: the newest history id of this record type when the owner saw the preview; a
+    force never overwrites a write the owner has not seen.
     `candidates`: the change ids whose fate to report (None: the changes in the scope).
     """
     tbl = chunk.table
@@ -234,6 +239,8 @@ def plan_chunk(
             key = plan.key
             plan.skipped = key in skipped
             plan.forced = key in forced and not plan.skipped
+            if plan.forced and seen is not None and any(h > seen for c in plan.conflicts for h in c.later):
+                plan.forced, plan.changed_since_preview = False, True
         plans.append(plan)
     return plans
 

@@ -9,7 +9,7 @@ or the task was delivered twice) finishes it without writing anything twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from functools import partial
 
@@ -30,6 +30,10 @@ from .signals import changes_redone, changes_undone
 logger = logging.getLogger(__name__)
 
 CONFLICTS_KEPT = 200
+CHANGED_SINCE_PREVIEW = (
+    "Not forced: it was changed again after your preview, and an undo never overwrites an edit you have "
+    "not seen. Undo again to see it, then force it if you still want to."
+)
 
 
 class UndoRefused(Exception):
@@ -76,13 +80,15 @@ def request_undo(
     user,
     forced: Iterable[str] = (),
     skipped: Iterable[str] = (),
+    seen: Mapping[str, int] | None = None,
     kind: str = Undo.Kind.UNDO,
     target: Undo | None = None,
 ) -> Undo:
     """Check, record and start an undo: inline when small, on a worker when large.
 
     `forced` and `skipped` are the owner's choices per record ("ticket:12"): overwrite its
-    conflicts, or leave it exactly as it is (skip wins when both are given).
+    conflicts, or leave it exactly as it is (skip wins when both are given). `seen` (from the
+    preview): per record type the newest history id the owner saw; writes after it are never forced.
 
     Raises NotAllowed, NothingToUndo, or UndoRefused (an undo of the same scope is running).
     """
@@ -115,6 +121,7 @@ def request_undo(
             record_types=reach.record_types,
             forced=sorted(set(forced)),
             skipped=sorted(set(skipped)),
+            seen_history=dict(seen or {}),
             requested_by=user,
             requested_by_label=user.get_username(),
             total=reach.records,
@@ -124,7 +131,9 @@ def request_undo(
     return undo
 
 
-def request_redo(*, undo: Undo, user, forced: Iterable[str] = (), skipped: Iterable[str] = ()) -> Undo:
+def request_redo(
+    *, undo: Undo, user, forced: Iterable[str] = (), skipped: Iterable[str] = (), seen: Mapping[str, int] | None = None
+) -> Undo:
     """Undo an undo: put back what it took back."""
     if not undo.is_finished:
         raise UndoRefused(f"{undo} is still {undo.get_status_display()}. Wait for it to finish, then redo it.")
@@ -134,6 +143,7 @@ def request_redo(*, undo: Undo, user, forced: Iterable[str] = (), skipped: Itera
         user=user,
         forced=forced,
         skipped=skipped,
+        seen=seen,
         kind=Undo.Kind.REDO,
         target=undo,
     )
@@ -240,6 +250,7 @@ def _run_chunk(undo: Undo, chunk: revert.Chunk, *, chain, candidates, reason: st
         chain=chain,
         forced=frozenset(undo.forced),
         skipped=frozenset(undo.skipped),
+        seen=undo.seen_history.get(chunk.table.rtype.name),
         candidates=candidates,
         lock=True,
     )
@@ -270,6 +281,8 @@ def _run_chunk(undo: Undo, chunk: revert.Chunk, *, chain, candidates, reason: st
                 lines += [f"not set back: {line}" for line in item.lines]
             else:
                 lines = [*item.conflicts, *([item.cannot] if item.cannot else [])]
+                if item.changed_since_preview:
+                    lines.insert(0, CHANGED_SINCE_PREVIEW)
             undo.conflicts.append({"key": item.key, "label": item.label, "url": item.url, "lines": lines})
     new_changes = sorted(done_changes - set(undo.change_ids_done)) if undo.attempts > 1 else sorted(done_changes)
     undo.change_ids_done.extend(new_changes)

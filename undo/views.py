@@ -51,21 +51,25 @@ def get_undo_for_viewer(request: HttpRequest, undo_id: int) -> Undo:
 _RECORD_KEY = re.compile(r"[\w-]+:\d+")
 
 
-def record_choices(data) -> dict[str, list[str]]:
-    """The owner's choices on a preview form, as `forced` and `skipped` record keys ("ticket:12").
+def record_choices(data) -> dict:
+    """The owner's choices on a preview form: `forced` and `skipped` record keys ("ticket:12"),
+    and what the preview had `seen` (per record type, its newest history id).
 
     A record in conflict has `on-<key>`: keep (the default), force or skip; a record that
-    would go back may be ticked `skip`. Anything else is ignored.
+    would go back may be ticked `skip`; `seen-<type>` is a hidden field. Anything else is ignored.
     """
     forced, skipped = set(), {k for k in data.getlist("skip") if _RECORD_KEY.fullmatch(k)}
+    seen = {}
     for name, value in data.items():
+        if name.startswith("seen-") and value.isdigit():
+            seen[name.removeprefix("seen-")] = int(value)
         key = name.removeprefix("on-")
         if key != name and _RECORD_KEY.fullmatch(key):
             if value == "force":
                 forced.add(key)
             elif value == "skip":
                 skipped.add(key)
-    return {"forced": sorted(forced), "skipped": sorted(skipped)}
+    return {"forced": sorted(forced), "skipped": sorted(skipped), "seen": seen}
 
 
 def refused(request: HttpRequest, exc: Exception, *, status: int, back: str = "") -> HttpResponse:

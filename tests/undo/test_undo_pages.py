@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 from django.utils import timezone
@@ -96,6 +98,22 @@ def test_forcing_from_the_form(support, run, tickets):
     human_edit(support, tickets[0], status="closed")
     client_for(support).post(f"/runs/{run.pk}/undo", {f"on-ticket:{tickets[0].pk}": "force"})
     assert set(Ticket.objects.values_list("status", flat=True)) == {"open"}
+
+
+def test_a_force_never_overwrites_an_edit_made_after_the_preview(support, run, tickets):
+    human_edit(support, tickets[0], status="closed")
+    client = client_for(support)
+    page = client.get(f"/runs/{run.pk}/undo").content.decode()
+    seen = re.search(r'name="seen-ticket" value="(\d+)"', page).group(1)
+    human_edit(support, tickets[0], status="waiting on customer")  # while the owner reads the preview
+
+    client.post(f"/runs/{run.pk}/undo", {f"on-ticket:{tickets[0].pk}": "force", "seen-ticket": seen})
+
+    tickets[0].refresh_from_db()
+    assert (tickets[0].status, tickets[0].tags) == ("waiting on customer", "")
+    done = Undo.objects.get()
+    assert (done.forced_count, done.conflicts_left) == (0, 1)
+    assert "Not forced: it was changed again after your preview" in done.conflicts[0]["lines"][0]
 
 
 def test_skipping_from_the_form(support, run, tickets):
