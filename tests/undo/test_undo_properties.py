@@ -8,7 +8,9 @@ step) and computes from it, independently of undo's engine, what each undo must 
   value before the scope (someone else's edit in the middle of the scope included);
 - no later edit by someone else is lost (those fields keep their current value);
 - undoing the same scope twice writes nothing the second time;
-- undo then redo leaves every record exactly as if it was never undone.
+- undo then redo leaves every record exactly as if it was never undone;
+- the owner's choices per record hold: a skipped record is left exactly as it is, a
+  forced one has its later edits by others replaced too.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ SLOTS = (*FIELDS, "deleted")
 RECORDS = 2
 RUNS = 2
 
+# The owner's choice for each record: the default, force or skip.
+choices = st.lists(st.sampled_from(("keep", "force", "skip")), min_size=RECORDS, max_size=RECORDS)
 edits = st.sets(st.sampled_from(FIELDS), min_size=1, max_size=2).flatmap(
     lambda names: st.fixed_dictionaries({n: st.sampled_from(VALUES[n]) for n in sorted(names)})
 )
@@ -126,38 +130,40 @@ class UndoMachine(RuleBasedStateMachine):
 
     # Undo and redo ------------------------------------------------------------------------
 
-    @rule(run=st.integers(0, RUNS - 1))
-    def undo_a_run(self, run):
+    @rule(run=st.integers(0, RUNS - 1), choice=choices)
+    def undo_a_run(self, run, choice):
         from approvals.models import Run
 
         found = Run.objects.filter(external_id=f"run-{run}", workflow=self.workflow).first()
         if found is not None:
-            self._undo(("run", run), Scope(run_id=found.pk))
+            self._undo(("run", run), Scope(run_id=found.pk), choice)
 
     @precondition(lambda self: self.changes)
-    @rule(data=st.data())
-    def undo_a_change(self, data):
+    @rule(data=st.data(), choice=choices)
+    def undo_a_change(self, data, choice):
         change_id, _ = data.draw(st.sampled_from(self.changes))
-        self._undo(("change", change_id), Scope(change_ids=(change_id,)))
+        self._undo(("change", change_id), Scope(change_ids=(change_id,)), choice)
 
     @precondition(lambda self: self.undos)
-    @rule(data=st.data())
-    def redo_an_undo(self, data):
+    @rule(data=st.data(), choice=choices)
+    def redo_an_undo(self, data, choice):
         target = data.draw(st.sampled_from(self.undos))
         before_target = self.just_undone if self.just_undone and self.just_undone[0] == target["id"] else None
-        self._undo(("undo", target["id"]), Scope(undo_id=target["id"]), target=target["id"])
-        if before_target is not None:
+        self._undo(("undo", target["id"]), Scope(undo_id=target["id"]), choice, target=target["id"])
+        if before_target is not None and "skip" not in choice:
             # Undo then redo: as if it was never undone.
             assert {pk: snapshot(pk) for pk in self.ids} == before_target[1]
 
-    def _undo(self, scope_name, scope: Scope, target: int | None = None):
+    def _undo(self, scope_name, scope: Scope, choice: list[str], target: int | None = None):
         before = {pk: snapshot(pk) for pk in self.ids}
-        expected = self._expected(scope_name)
+        keys = {c: [f"ticket:{pk}" for pk, made in zip(self.ids, choice, strict=True) if made == c] for c in choice}
+        owner_choices = {"forced": keys.get("force", []), "skipped": keys.get("skip", [])}
+        expected = self._expected(scope_name, choice)
         try:
             if target is None:
-                made = services.request_undo(scope=scope, description=str(scope_name), user=self.owner)
+                made = services.request_undo(scope=scope, description=str(scope_name), user=self.owner, **owner_choices)
             else:
-                made = services.request_redo(undo=Undo.objects.get(pk=target), user=self.owner)
+                made = services.request_redo(undo=Undo.objects.get(pk=target), user=self.owner, **owner_choices)
         except NothingToUndo:
             return
         made.refresh_from_db()
@@ -172,11 +178,11 @@ class UndoMachine(RuleBasedStateMachine):
         assert written.count() == sum(1 for pk in self.ids if snapshot(pk) != before[pk])
         assert all(row.history_user_id == self.owner.pk and row.cs_run_id is None for row in written)
 
-        # Undo twice = undo once: the same scope again writes nothing.
+        # Undo twice = undo once: the same scope (and the same choices) again writes nothing.
         again = (
-            services.request_undo(scope=scope, description="again", user=self.owner)
+            services.request_undo(scope=scope, description="again", user=self.owner, **owner_choices)
             if target is None
-            else services.request_redo(undo=Undo.objects.get(pk=target), user=self.owner)
+            else services.request_redo(undo=Undo.objects.get(pk=target), user=self.owner, **owner_choices)
         )
         self.undos.append({"id": again.pk, "scope": scope_name, "target": target})
         assert not Ticket.history.filter(cs_undo_id=again.pk).exists()
@@ -206,11 +212,14 @@ class UndoMachine(RuleBasedStateMachine):
         """A write neither in the scope nor by one of its own earlier undos and redos."""
         return not self._in_scope(scope_name, writer) and not (writer[0] == "undo" and writer[1] in chain)
 
-    def _expected(self, scope_name) -> dict:
+    def _expected(self, scope_name, choice: list[str]) -> dict:
         chain = self._chain(scope_name)
         result = {}
-        for pk, entries in self.log.items():
+        for (pk, entries), made in zip(self.log.items(), choice, strict=True):
             values = dict(entries[-1][1])
+            if made == "skip":
+                result[pk] = values  # left exactly as it is
+                continue
             for slot in SLOTS:
                 changers = [i for i in range(len(entries)) if i == 0 or entries[i][1][slot] != entries[i - 1][1][slot]]
                 own = [i for i in changers if self._in_scope(scope_name, entries[i][0])]
@@ -221,8 +230,8 @@ class UndoMachine(RuleBasedStateMachine):
                 others = {i for i in changers if self._someone_else(scope_name, chain, entries[i][0])}
                 later = [i for i in changers if i > last and i in others]
                 before = next(entries[i][1][slot] for i in reversed(changers) if i < last and i in others)
-                if later or values[slot] == before:
-                    continue  # a later edit by someone else is kept; or it is back already
+                if values[slot] == before or (later and made != "force"):
+                    continue  # it is back already; or a later edit by someone else is kept, unless forced
                 values[slot] = before
             result[pk] = values
         return result
