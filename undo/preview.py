@@ -13,7 +13,7 @@ from . import registry, revert
 from .models import Undo
 from .revert import RecordPlan, no_gc_pauses
 from .scopes import NothingToUndo, Scope
-from .selectors import chain_of, describe_writers, display_slot
+from .selectors import chain_of, describe_writers, display_slot, redo_targets
 from .tables import DELETED
 
 
@@ -28,6 +28,7 @@ class PreviewItem:
     url: str
     lines: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # what stays with a change that stays
     already: list[str] = field(default_factory=list)
     cannot: str = ""
     forced: bool = False
@@ -48,6 +49,7 @@ class Preview:
     fields: int = 0
     conflicts: int = 0  # records with at least one conflict
     conflict_fields: int = 0
+    held: int = 0  # records where fields stay with a change in conflict elsewhere
     already: int = 0  # records already back entirely
     cannot: int = 0
     creates: int = 0  # records the scope created, to soft-delete
@@ -81,6 +83,7 @@ def preview_undo(
     preview = Preview(scope=scope, description=description)
     chain = chain_of(scope.key())
     candidates = frozenset(target.change_ids_done) if target else None
+    redos = redo_targets()
     # Read before the histories are: anything newer was not in this preview.
     newest = {
         rtype.name: rtype.model.history.aggregate(newest=Max("history_id"))["newest"] or 0
@@ -97,10 +100,12 @@ def preview_undo(
         if chunk.table.rtype.name not in preview.record_types:
             preview.record_types.append(chunk.table.rtype.name)
         with no_gc_pauses():
-            plans = revert.plan_chunk(chunk, chain=chain, forced=forced, skipped=skipped, candidates=candidates)
+            plans = revert.plan_chunk(
+                chunk, chain=chain, forced=forced, skipped=skipped, candidates=candidates, redos=redos
+            )
         for plan in plans:
             _count(preview, plan, changes)
-            if plan.conflicts or plan.cannot:
+            if plan.conflicts or plan.cannot or plan.held:
                 if len(kept_conflicts) < limit:
                     kept_conflicts.append(plan)
                 else:
@@ -129,6 +134,8 @@ def _count(preview: Preview, plan: RecordPlan, changes: set[int]) -> None:
     if plan.conflicts:
         preview.conflicts += 1
         preview.conflict_fields += len(plan.conflicts)
+    if plan.held and not plan.conflicts:
+        preview.held += 1
     if plan.skipped:
         preview.skipped += 1
     elif plan.cannot:
@@ -170,6 +177,11 @@ def _describe(plan: RecordPlan, instance, writers: dict) -> PreviewItem:
         item.lines.append(_revert_line(plan, slot, before))
     for conflict in plan.conflicts:
         item.conflicts.append(_conflict_line(plan, conflict, writers.get(rtype.name, {})))
+    for slot, change_id in plan.held.items():
+        item.held.append(
+            f"{slot.label} stays at {display_slot(slot, slot.get(plan.current))} with change #{change_id}: "
+            "part of that change stays as it is, and a change goes back whole or not at all"
+        )
     item.already = [slot.label for slot in plan.already]
     return item
 

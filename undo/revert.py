@@ -16,6 +16,9 @@ scope changed is decided on its own:
 
 A record the owner *skips* is left exactly as it is, whatever its slots' fate.
 
+A change goes back whole or not at all: when part of it stays (a conflict, a record
+skipped or gone), the rest of it is *held* where it is too, on all its records.
+
 "Its value before the scope" is found by walking back from the scope's last
 write to the slot, over the scope's own writes (and those of this scope's
 earlier undos and redos, its *chain*), to the first write by someone else: a
@@ -33,7 +36,7 @@ them, so nothing is converted on the hot path.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -80,6 +83,9 @@ class RecordPlan:
     # Forced, but a conflicting field was written again after the owner's preview: not forced.
     changed_since_preview: bool = False
     change_slots: dict[int, set[Slot]] = field(default_factory=dict)
+    # Slots that stay because a change that wrote them stays (slot → that change): a change
+    # goes back whole or not at all.
+    held: dict[Slot, int] = field(default_factory=dict)
     last_undo_id: int | None = None  # the undo that wrote the record's newest version, if one did
 
     @property
@@ -90,14 +96,27 @@ class RecordPlan:
         if self.skipped:
             return {}
         if self.forced and self.conflicts:
-            return {**self.reverts, **{c.slot: c.before for c in self.conflicts}}
+            return {**self.reverts, **{c.slot: c.before for c in self.conflicts if c.slot not in self.held}}
         return self.reverts
 
     def left_slots(self) -> set[Slot]:
-        """Slots the scope changed that stay as they are (conflicts not forced, a record skipped or gone)."""
+        """Slots the scope changed that stay as they are: conflicts not forced, slots held with
+        their change, or every slot of a record skipped or gone."""
         if self.cannot or self.skipped:
             return set(self.table.slots)
-        return set() if self.forced else {c.slot for c in self.conflicts}
+        kept = set(self.held)
+        if not self.forced:
+            kept.update(c.slot for c in self.conflicts)
+        return kept
+
+    @property
+    def stays_in_part(self) -> bool:
+        """Something the scope wrote here stays: a conflict not forced, a held slot, a record skipped or gone."""
+        return bool((self.conflicts and not self.forced) or self.held or self.cannot or self.skipped)
+
+    def hold(self, slot: Slot, change_id: int) -> None:
+        self.held[slot] = change_id
+        self.reverts.pop(slot, None)
 
 
 def changes_taken_back(plans: list[RecordPlan]) -> set[int]:
@@ -107,7 +126,7 @@ def changes_taken_back(plans: list[RecordPlan]) -> set[int]:
     not_done: set[int] = set()
     for plan in plans:
         writes = plan.to_write().keys()
-        left = plan.left_slots() if plan.conflicts or plan.cannot or plan.skipped else _NONE
+        left = plan.left_slots() if plan.stays_in_part else _NONE
         for change, slots in plan.change_slots.items():
             if left and not left.isdisjoint(slots):
                 not_done.add(change)
@@ -207,6 +226,7 @@ def plan_chunk(
     skipped: frozenset[str] = frozenset(),
     seen: int | None = None,
     candidates: frozenset[int] | None = None,
+    redos: Mapping[int, int] | None = None,
     lock: bool = False,
 ) -> list[RecordPlan]:
     """Decide every slot of every record in the chunk. To write it, call with `lock`
@@ -217,6 +237,7 @@ def plan_chunk(
     `seen`: the newest history id of this record type when the owner saw the preview; a
     force never overwrites a write the owner has not seen.
     `candidates`: the change ids whose fate to report (None: the changes in the scope).
+    `redos`: redo id → the undo it reverses, for every redo (their pairs of writes cancel out).
     """
     tbl = chunk.table
     # Ordered by record, then version.
@@ -234,6 +255,7 @@ def plan_chunk(
             chunk.scope_history_ids,
             chain,
             candidates,
+            redos or {},
         )
         if forced or skipped:
             key = plan.key
@@ -242,7 +264,37 @@ def plan_chunk(
             if plan.forced and seen is not None and any(h > seen for c in plan.conflicts for h in c.later):
                 plan.forced, plan.changed_since_preview = False, True
         plans.append(plan)
+    _keep_changes_whole(plans)
     return plans
+
+
+def _keep_changes_whole(plans: list[RecordPlan]) -> None:
+    """A change goes back whole or not at all: when part of it stays (a conflict, a record
+    skipped or gone), every slot it wrote stays, on each of its records; and so does every
+    other change that wrote one of those slots, or it would go back only in part."""
+    stuck = [(plan, plan.left_slots()) for plan in plans if plan.stays_in_part]
+    if not stuck:
+        return
+    pending = [
+        change for plan, left in stuck for change, slots in plan.change_slots.items() if not left.isdisjoint(slots)
+    ]
+    if not pending:
+        return
+    by_change: dict[int, list[RecordPlan]] = {}
+    for plan in plans:
+        for change in plan.change_slots:
+            by_change.setdefault(change, []).append(plan)
+    stays: set[int] = set()
+    while pending:
+        change = pending.pop()
+        if change in stays:
+            continue
+        stays.add(change)
+        for plan in by_change[change]:
+            writes = plan.to_write()
+            for slot in plan.change_slots[change] & writes.keys():
+                plan.hold(slot, change)
+                pending.extend(c for c, slots in plan.change_slots.items() if slot in slots and c not in stays)
 
 
 def _select_in(sql: str, ids: list[int]) -> list[tuple]:
@@ -259,6 +311,7 @@ def _plan_record(
     scope_ids: set[int],
     chain: frozenset[int],
     candidates: frozenset[int] | None,
+    redos: Mapping[int, int],
 ) -> RecordPlan:
     plan = RecordPlan(tbl, record_id, last_undo_id=rows[-1][H_UNDO] if rows else None)
     if candidates is None and current is not None and _only_newest_in_scope(rows, scope_ids, chain):
@@ -280,6 +333,8 @@ def _plan_record(
     # Which slots each row changed (the first row, a creation, sets them all).
     changed: list[frozenset[Slot] | set[Slot]] = [tbl.all_slots]
     changed.extend(_changed_slots(tbl, values[i], values[i - 1]) for i in range(1, n))
+    if redos:
+        _cancel_undo_redo_pairs(rows, kinds, changed, values, redos)
     for i in scoped if candidates is None else range(n):
         change_id = rows[i][H_CHANGE]
         if change_id is not None and (candidates is None or change_id in candidates):
@@ -328,6 +383,24 @@ def _plan_record(
         else:
             plan.reverts[slot] = before
     return plan
+
+
+def _cancel_undo_redo_pairs(rows, kinds, changed, values, redos: Mapping[int, int]) -> None:
+    """An undo's write and its redo's write that puts a slot back as it was cancel out: for
+    that slot (when nobody changed it between them) neither counts as someone else's edit.
+    Without this, undoing a change after its run was undone and redone would find conflicts."""
+    for j, row in enumerate(rows):
+        target = redos.get(row[H_UNDO])
+        if target is None or kinds[j] is not OTHER:
+            continue
+        i = next((i for i in range(j - 1, 0, -1) if rows[i][H_UNDO] == target), None)
+        if i is None or kinds[i] is not OTHER:
+            continue
+        for slot in changed[i] & changed[j]:
+            between = any(slot in changed[k] for k in range(i + 1, j))
+            if not between and slot.get(values[j]) == slot.get(values[i - 1]):
+                changed[i] = changed[i] - {slot}
+                changed[j] = changed[j] - {slot}
 
 
 def _only_newest_in_scope(rows: list[tuple], scope_ids: set[int], chain: frozenset[int]) -> bool:

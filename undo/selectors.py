@@ -221,6 +221,11 @@ def extent(scope: Scope) -> Extent:
     return Extent(record_types, records, changes)
 
 
+def redo_targets() -> dict[int, int]:
+    """Every redo (an undo of an undo) → the undo it reverses."""
+    return dict(Undo.objects.filter(target__isnull=False).values_list("id", "target_id"))
+
+
 def chain_of(scope_key: str, *, undo_id: int | None = None) -> frozenset[int]:
     """Undos whose rows count as the scope's own: earlier undos of the same scope and their redos."""
     ids = set(Undo.objects.filter(scope_key=scope_key).values_list("id", flat=True))

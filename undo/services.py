@@ -24,7 +24,7 @@ from .models import Undo
 from .preview import describe_plans
 from .revert import no_gc_pauses
 from .scopes import NothingToUndo, Scope
-from .selectors import chain_of, extent
+from .selectors import chain_of, extent, redo_targets
 from .signals import changes_redone, changes_undone
 
 logger = logging.getLogger(__name__)
@@ -214,6 +214,7 @@ def execute_undo(*, undo_id: int) -> Undo | None:
     undo.started_at = undo.started_at or now
     scope = Scope.of(undo)
     chain = chain_of(undo.scope_key, undo_id=undo.pk)
+    redos = redo_targets()
     candidates = frozenset(undo.target.change_ids_done) if undo.target_id else None
     reason = f"{undo.get_kind_display()} #{undo.pk} by {undo.requested_by_label}: {undo.description}"[:2000]
     signal = changes_undone if undo.undoes_changes else changes_redone
@@ -223,7 +224,7 @@ def execute_undo(*, undo_id: int) -> Undo | None:
         undo.save(update_fields=["attempts", "started_at", "total"])
         for chunk in chunks:
             with transaction.atomic(), no_gc_pauses():
-                _run_chunk(undo, chunk, chain=chain, candidates=candidates, reason=reason, signal=signal)
+                _run_chunk(undo, chunk, chain=chain, candidates=candidates, redos=redos, reason=reason, signal=signal)
     except Exception as exc:
         logger.exception("undo %s failed", undo.pk)
         # The chunk that failed rolled back: count only what was committed.
@@ -244,7 +245,7 @@ def execute_undo(*, undo_id: int) -> Undo | None:
     return undo
 
 
-def _run_chunk(undo: Undo, chunk: revert.Chunk, *, chain, candidates, reason: str, signal) -> None:
+def _run_chunk(undo: Undo, chunk: revert.Chunk, *, chain, candidates, redos, reason: str, signal) -> None:
     plans = revert.plan_chunk(
         chunk,
         chain=chain,
@@ -252,6 +253,7 @@ def _run_chunk(undo: Undo, chunk: revert.Chunk, *, chain, candidates, reason: st
         skipped=frozenset(undo.skipped),
         seen=undo.seen_history.get(chunk.table.rtype.name),
         candidates=candidates,
+        redos=redos,
         lock=True,
     )
     written = revert.write_chunk(
@@ -262,7 +264,7 @@ def _run_chunk(undo: Undo, chunk: revert.Chunk, *, chain, candidates, reason: st
         reason=reason,
     )
     skipped = [p for p in plans if p.skipped]
-    left = [p for p in plans if not p.skipped and ((p.conflicts and not p.forced) or p.cannot)]
+    left = [p for p in plans if p.stays_in_part and not p.skipped]
     done_changes = revert.changes_taken_back(plans)
     undo.done += len(plans)
     undo.records_reverted += written.records
@@ -280,7 +282,7 @@ def _run_chunk(undo: Undo, chunk: revert.Chunk, *, chain, candidates, reason: st
                 lines = ["Skipped, as asked: left exactly as it is.", *item.conflicts]
                 lines += [f"not set back: {line}" for line in item.lines]
             else:
-                lines = [*item.conflicts, *([item.cannot] if item.cannot else [])]
+                lines = [*item.conflicts, *item.held, *([item.cannot] if item.cannot else [])]
                 if item.changed_since_preview:
                     lines.insert(0, CHANGED_SINCE_PREVIEW)
             undo.conflicts.append({"key": item.key, "label": item.label, "url": item.url, "lines": lines})

@@ -80,25 +80,46 @@ def test_a_later_edit_of_another_field_is_kept_and_is_no_conflict(support, ticke
     assert (snapshot.status, snapshot.tags, snapshot.internal_note) == ("open", "", "called the customer")
 
 
-def test_a_later_edit_of_the_same_field_is_a_conflict_left_in_place(support, tickets, run_of_three):
+def test_a_later_edit_of_the_same_field_is_a_conflict_and_its_change_stays_whole(support, tickets, run_of_three):
     run, changes = run_of_three
     human_edit(support, tickets[0], status="closed")
 
     preview = preview_undo(scope=Scope(run_id=run.pk), description="run r-1")
-    assert (preview.records, preview.records_to_write, preview.conflicts) == (3, 3, 1)
+    assert (preview.records, preview.records_to_write, preview.conflicts, preview.held) == (3, 2, 1, 0)
     (item,) = preview.conflict_items
     assert "status: these changes set it to resolved; since then sam set it to closed" in item.conflicts[0]
-    assert item.lines == ["tags: billing → (empty)"]
+    # The change set status and tags: it goes back whole or not at all, so its tags stay too.
+    assert item.held == [
+        f"tags stays at billing with change #{changes[0].pk}: part of that change stays as it is, "
+        "and a change goes back whole or not at all"
+    ]
+    assert item.lines == []
 
     done = undo(support, run_id=run.pk)
 
-    # Field-level: the person's status stays, the agent's tags go.
-    assert values(tickets) == [("closed", ""), ("open", ""), ("open", "")]
+    assert values(tickets) == [("closed", "billing"), ("open", ""), ("open", "")]
     assert done.conflicts_left == 1
     assert "sam set it to closed" in done.conflicts[0]["lines"][0]
-    # The change with a write left in place stays applied; the others are undone.
+    assert "tags stays at billing" in done.conflicts[0]["lines"][1]
+    # The change in conflict stays applied, all of it; the others are undone.
     statuses = dict(Change.objects.values_list("pk", "status"))
     assert statuses == {changes[0].pk: S.APPLIED, changes[1].pk: S.UNDONE, changes[2].pk: S.UNDONE}
+
+
+def test_a_change_in_conflict_holds_back_the_other_changes_it_shares_a_field_with(support, run_agent, workflow):
+    (ticket,) = make_tickets(1)
+    run, (first, second) = apply_run(
+        run_agent, workflow, "r-1", [(ticket, {"status": "pending", "tags": "billing"}), (ticket, {"tags": "refund"})]
+    )
+    human_edit(support, ticket, status="closed")  # a conflict for the first change only
+
+    done = undo(support, run_id=run.pk)
+
+    # Taking tags back would take back half of the first change: so both stay.
+    ticket.refresh_from_db()
+    assert (ticket.status, ticket.tags) == ("closed", "refund")
+    assert done.records_reverted == 0
+    assert set(Change.objects.filter(pk__in=[first.pk, second.pk]).values_list("status", flat=True)) == {S.APPLIED}
 
 
 def test_the_owner_can_force_a_record_in_conflict(support, tickets, run_of_three):
@@ -183,6 +204,32 @@ def test_undo_after_a_redo_is_a_plain_undo_again(support, tickets, run_of_three)
     assert set(Change.objects.values_list("status", flat=True)) == {S.UNDONE}
 
 
+def test_an_undo_and_its_redo_cancel_out_for_an_overlapping_scope(support, tickets, run_of_three):
+    run, changes = run_of_three
+    redo(support, undo(support, run_id=run.pk))
+
+    # The run is in effect again: undoing one of its changes finds nobody else's edit.
+    done = undo(support, change_ids=(changes[0].pk,))
+
+    assert (done.records_reverted, done.conflicts_left) == (1, 0)
+    assert values(tickets) == [("open", ""), ("resolved", "billing"), ("resolved", "billing")]
+    assert Change.objects.get(pk=changes[0].pk).status == S.UNDONE
+
+
+def test_an_edit_between_an_undo_and_its_redo_is_still_someone_elses(support, tickets, run_of_three):
+    run, changes = run_of_three
+    first = undo(support, run_id=run.pk)
+    human_edit(support, tickets[0], status="closed")
+    put_back = redo(support, first)
+    # The redo puts back whole changes: the first one stays undone (sam's status is kept).
+    assert put_back.conflicts_left == 1 and values(tickets)[0] == ("closed", "")
+
+    done = undo(support, change_ids=(changes[0].pk,))
+
+    assert (done.records_reverted, done.conflicts_left) == (0, 1)
+    assert "sam set it to closed" in done.conflicts[0]["lines"][0]
+
+
 def test_two_changes_of_a_run_to_one_field_go_back_to_the_value_before_the_run(support, run_agent, workflow, tickets):
     ticket = tickets[0]
     run, _ = apply_run(run_agent, workflow, "r-1", [(ticket, {"status": "pending"}), (ticket, {"status": "closed"})])
@@ -214,10 +261,11 @@ def test_each_change_goes_back_with_all_its_records_or_stays(support, run_agent,
     with override_batch(1):  # even one record per chunk keeps a change's records together
         done = undo(support, run_id=run.pk)
 
-    assert values(tickets) == [("open", ""), ("closed", ""), ("open", "")]
-    assert done.conflicts_left == 1
+    # Part of it stays (a conflict on ticket 1), so all of it stays, on every record.
+    assert values(tickets) == [("pending", ""), ("closed", ""), ("pending", "")]
+    assert (done.records_reverted, done.conflicts_left) == (0, 3)
     change.refresh_from_db()
-    assert change.status == S.APPLIED  # one of its writes is still in place
+    assert change.status == S.APPLIED
 
 
 def test_large_undos_run_on_a_worker_after_commit(
@@ -255,7 +303,7 @@ def test_a_running_undo_is_not_run_twice(support, tickets, run_of_three, setting
 
 def test_an_interrupted_undo_finishes_when_run_again(support, tickets, run_of_three):
     run, changes = run_of_three
-    human_edit(support, tickets[0], status="closed")
+    human_edit(support, tickets[2], status="closed")
     real_write = revert.write_chunk
     calls = []
 
@@ -270,8 +318,8 @@ def test_an_interrupted_undo_finishes_when_run_again(support, tickets, run_of_th
 
     assert failed.status == Undo.Status.FAILED
     assert "stopped after 1 of 3 records: the disk is full" in failed.error
-    assert values(tickets) == [("closed", ""), ("resolved", "billing"), ("resolved", "billing")]
-    assert failed.conflicts_left == 1
+    assert values(tickets) == [("open", ""), ("resolved", "billing"), ("closed", "billing")]
+    assert failed.conflicts_left == 0
 
     with override_batch(1):
         services.retry_undo(undo=failed, user=support)
@@ -279,11 +327,11 @@ def test_an_interrupted_undo_finishes_when_run_again(support, tickets, run_of_th
     failed.refresh_from_db()
     assert failed.status == Undo.Status.DONE
     # Counted once, though the first record was checked by both attempts.
-    assert (failed.records_reverted, failed.already_back, failed.conflicts_left) == (3, 0, 1)
+    assert (failed.records_reverted, failed.already_back, failed.conflicts_left) == (2, 0, 1)
     assert len(failed.conflicts) == 1
-    assert values(tickets) == [("closed", ""), ("open", ""), ("open", "")]
-    assert Ticket.history.filter(cs_undo_id=failed.pk).count() == 3  # nothing written twice
-    assert sorted(failed.change_ids_done) == [c.pk for c in changes[1:]]
+    assert values(tickets) == [("open", ""), ("open", ""), ("closed", "billing")]
+    assert Ticket.history.filter(cs_undo_id=failed.pk).count() == 2  # nothing written twice
+    assert sorted(failed.change_ids_done) == [c.pk for c in changes[:2]]
 
 
 def test_a_reviewer_who_owns_nothing_may_not_undo(reviewer, tickets, run_of_three):

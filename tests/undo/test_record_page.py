@@ -106,7 +106,9 @@ def test_an_edit_after_the_preview_is_a_conflict_kept_as_it_is(support, history)
     client_for(support).post(f"/records/ticket/{ticket.pk}/restore/{first.history_id}/", {"upto": latest})
 
     ticket.refresh_from_db()
-    assert (ticket.status, ticket.tags, ticket.internal_note) == ("closed", "", "")
+    # The agent's change set status and tags: its status is in conflict, so its tags stay too;
+    # sam's note goes back.
+    assert (ticket.status, ticket.tags, ticket.internal_note) == ("closed", "billing", "")
     assert Undo.objects.get().conflicts_left == 1
 
 

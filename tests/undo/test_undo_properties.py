@@ -10,7 +10,11 @@ step) and computes from it, independently of undo's engine, what each undo must 
 - undoing the same scope twice writes nothing the second time;
 - undo then redo leaves every record exactly as if it was never undone;
 - the owner's choices per record hold: a skipped record is left exactly as it is, a
-  forced one has its later edits by others replaced too.
+  forced one has its later edits by others replaced too;
+- a change goes back whole or not at all (when part of it stays, all of it stays), and
+  the undo reports exactly the changes it took back;
+- an undo's write and its redo's write that puts a field back as it was cancel out: they
+  are nobody's edit, so never a conflict for an overlapping scope.
 """
 
 from __future__ import annotations
@@ -73,7 +77,8 @@ class UndoMachine(RuleBasedStateMachine):
         # Per record: [(writer, values)], oldest first; the first entry is the creation.
         self.log = {pk: [(("create",), snapshot(pk))] for pk in self.ids}
         self.changes: list[tuple[int, int]] = []  # (change id, run number) of applied changes
-        self.undos: list[dict] = []  # {"id", "scope" (the test's own name for it), "target"}
+        # {"id", "scope" (the test's own name for it), "target", "done" (the changes it took back)}
+        self.undos: list[dict] = []
         self.just_undone: tuple[int, dict] | None = None  # an undo nothing happened after, and the state before it
 
     def teardown(self):
@@ -158,7 +163,7 @@ class UndoMachine(RuleBasedStateMachine):
         before = {pk: snapshot(pk) for pk in self.ids}
         keys = {c: [f"ticket:{pk}" for pk, made in zip(self.ids, choice, strict=True) if made == c] for c in choice}
         owner_choices = {"forced": keys.get("force", []), "skipped": keys.get("skip", [])}
-        expected = self._expected(scope_name, choice)
+        expected, done = self._expected(scope_name, choice)
         try:
             if target is None:
                 made = services.request_undo(scope=scope, description=str(scope_name), user=self.owner, **owner_choices)
@@ -168,7 +173,8 @@ class UndoMachine(RuleBasedStateMachine):
             return
         made.refresh_from_db()
         assert made.status == Undo.Status.DONE, made.error
-        self.undos.append({"id": made.pk, "scope": scope_name, "target": target})
+        assert set(made.change_ids_done) == done, (scope_name, self.log)
+        self.undos.append({"id": made.pk, "scope": scope_name, "target": target, "done": done})
         for pk in self.ids:
             after = snapshot(pk)
             assert after == expected[pk], (pk, scope_name, self.log[pk])
@@ -184,8 +190,8 @@ class UndoMachine(RuleBasedStateMachine):
             if target is None
             else services.request_redo(undo=Undo.objects.get(pk=target), user=self.owner, **owner_choices)
         )
-        self.undos.append({"id": again.pk, "scope": scope_name, "target": target})
-        assert not Ticket.history.filter(cs_undo_id=again.pk).exists()
+        self.undos.append({"id": again.pk, "scope": scope_name, "target": target, "done": set()})
+        assert not Ticket.history.filter(cs_undo_id=again.pk).exists() and not again.change_ids_done
         assert {pk: snapshot(pk) for pk in self.ids} == expected
         self.just_undone = (made.pk, before) if target is None else None
 
@@ -212,29 +218,81 @@ class UndoMachine(RuleBasedStateMachine):
         """A write neither in the scope nor by one of its own earlier undos and redos."""
         return not self._in_scope(scope_name, writer) and not (writer[0] == "undo" and writer[1] in chain)
 
-    def _expected(self, scope_name, choice: list[str]) -> dict:
+    def _expected(self, scope_name, choice: list[str]) -> tuple[dict, set[int]]:
+        """The records after undoing the scope with these choices, and the changes it takes back."""
         chain = self._chain(scope_name)
-        result = {}
+        redo_of = {u["id"]: u["target"] for u in self.undos if u["target"] is not None}
+        # The units that go back whole: the scope's changes; for a redo, those its undo took back.
+        units = next(u["done"] for u in self.undos if u["id"] == scope_name[1]) if scope_name[0] == "undo" else None
+        records = {}
         for (pk, entries), made in zip(self.log.items(), choice, strict=True):
-            values = dict(entries[-1][1])
-            if made == "skip":
-                result[pk] = values  # left exactly as it is
-                continue
+            other = [self._someone_else(scope_name, chain, writer) for writer, _ in entries]
+            changers = {
+                slot: [i for i in range(len(entries)) if i == 0 or entries[i][1][slot] != entries[i - 1][1][slot]]
+                for slot in SLOTS
+            }
+            self._cancel_undo_redo_pairs(entries, other, changers, redo_of)
+            decided = {}  # slot → ("back", value) | "kept" | "already"
             for slot in SLOTS:
-                changers = [i for i in range(len(entries)) if i == 0 or entries[i][1][slot] != entries[i - 1][1][slot]]
-                own = [i for i in changers if self._in_scope(scope_name, entries[i][0])]
+                own = [i for i in changers[slot] if self._in_scope(scope_name, entries[i][0])]
                 if not own:
                     continue
-
                 last = own[-1]
-                others = {i for i in changers if self._someone_else(scope_name, chain, entries[i][0])}
-                later = [i for i in changers if i > last and i in others]
-                before = next(entries[i][1][slot] for i in reversed(changers) if i < last and i in others)
-                if values[slot] == before or (later and made != "force"):
-                    continue  # it is back already; or a later edit by someone else is kept, unless forced
-                values[slot] = before
+                later = [i for i in changers[slot] if i > last and other[i]]
+                before = next(entries[i][1][slot] for i in reversed(changers[slot]) if i < last and other[i])
+                if entries[-1][1][slot] == before:
+                    decided[slot] = "already"
+                elif later and made != "force":
+                    decided[slot] = "kept"  # a later edit by someone else is kept, unless forced
+                else:
+                    decided[slot] = ("back", before)
+            unit_slots: dict[int, set[str]] = {}
+            for i, (writer, values) in enumerate(entries):
+                if writer[0] == "change" and (
+                    writer[1] in units if units is not None else self._in_scope(scope_name, writer)
+                ):
+                    unit_slots.setdefault(writer[1], set()).update(
+                        s for s in SLOTS if values[s] != entries[i - 1][1][s]
+                    )
+            left = set(SLOTS) if made == "skip" else {s for s, d in decided.items() if d == "kept"}
+            records[pk] = (entries[-1][1], decided, unit_slots, left, made == "skip")
+
+        # A change goes back whole or not at all; holding a field back holds back every change that wrote it.
+        stays: set[int] = set()
+        pending = [c for _, _, unit_slots, left, _ in records.values() for c, s in unit_slots.items() if s & left]
+        while pending:
+            change = pending.pop()
+            if change in stays:
+                continue
+            stays.add(change)
+            for _, decided, unit_slots, _, skipped in records.values():
+                for slot in unit_slots.get(change, ()):
+                    if not skipped and isinstance(decided.get(slot), tuple):
+                        decided[slot] = "held"
+                        pending.extend(c for c, s in unit_slots.items() if slot in s and c not in stays)
+
+        result, done = {}, set()
+        for pk, (values, decided, unit_slots, _, skipped) in records.items():
+            values = dict(values)
+            if not skipped:
+                back = {slot: d[1] for slot, d in decided.items() if isinstance(d, tuple)}
+                values.update(back)
+                done.update(c for c, s in unit_slots.items() if c not in stays and s & back.keys())
             result[pk] = values
-        return result
+        return result, done
+
+    def _cancel_undo_redo_pairs(self, entries, other, changers, redo_of) -> None:
+        for j, (writer, _) in enumerate(entries):
+            if writer[0] != "undo" or writer[1] not in redo_of or not other[j]:
+                continue
+            i = next((i for i in range(j - 1, 0, -1) if entries[i][0] == ("undo", redo_of[writer[1]])), None)
+            if i is None or not other[i]:
+                continue
+            for slot, found in changers.items():
+                between = any(i < k < j for k in found)
+                if i in found and j in found and not between and entries[j][1][slot] == entries[i - 1][1][slot]:
+                    found.remove(i)
+                    found.remove(j)
 
     @invariant()
     def the_log_matches_the_records(self):
