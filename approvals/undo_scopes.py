@@ -4,15 +4,17 @@ an agent's changes in a time window; and the refusals that need change statuses.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db.models import Count
 from django.utils import timezone
 
+from undo.models import Undo
 from undo.scopes import Scope
-from undo.services import UndoRefused
+from undo.services import UndoRefused, request_undo
 
-from .models import Agent, Change, Run
+from .models import WAITING, Agent, Change, Run
+from .services import BulkOutcome, reject_many
 
 S = Change.Status
 # Still on their way to the records: an undo now would race them.
@@ -37,6 +39,10 @@ class UndoScope:
     scope: Scope
     description: str
     workflows: list[str]
+    # A whole run's changes not applied yet, which an undo does not touch: still waiting
+    # for a reviewer (they would write if approved), and held while the workflow is paused.
+    waiting: list[int] = field(default_factory=list)
+    held: int = 0
 
 
 def for_run(run: Run, change_ids: list[int] | None = None) -> UndoScope:
@@ -60,7 +66,19 @@ def for_run(run: Run, change_ids: list[int] | None = None) -> UndoScope:
         description = f"{what} of run {run.external_id} ({run.workflow}, {run.agent})"
         return UndoScope(Scope(change_ids=ids, run_id=run.pk), description, [run.workflow.name])
     description = f"run {run.external_id} ({run.workflow}, {run.agent})"
-    return UndoScope(Scope(run_id=run.pk), description, [run.workflow.name])
+    waiting = list(changes.filter(status__in=WAITING).order_by("id").values_list("pk", flat=True))
+    return UndoScope(Scope(run_id=run.pk), description, [run.workflow.name], waiting, counts.get(S.HELD, 0))
+
+
+def undo_run(*, target: UndoScope, run: Run, user, reject_waiting: bool, **choices) -> tuple[Undo, BulkOutcome | None]:
+    """Undo the run (or the selection), and, when asked, reject its changes still waiting for review:
+    otherwise a reviewer approving one later would write what the undo took back."""
+    undo = request_undo(scope=target.scope, description=target.description, user=user, **choices)
+    rejected = None
+    if reject_waiting and target.waiting:
+        reason = f"Its run {run.external_id} was undone by {user.get_username()} (undo #{undo.pk})."
+        rejected = reject_many(change_ids=target.waiting, user=user, reason=reason)
+    return undo, rejected
 
 
 def for_agent(*, name: str, version: str, since: dt.datetime, until: dt.datetime) -> UndoScope:

@@ -87,19 +87,27 @@ def undo_run(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
     """Undo a run, or the changes of it ticked on its page (`change`): preview on GET, undo on POST."""
     run = get_object_or_404(Run.objects.select_related("agent", "workflow"), pk=run_id)
     data = request.POST if request.method == "POST" else request.GET
-    change_ids = sorted({int(v) for v in data.getlist("change") if v.isdigit()})
     back = run.get_absolute_url()
+    change_ids = _change_ids(data.getlist("change"))
+    if change_ids is None:
+        message = (
+            "The selection is not valid (change numbers only): nothing was undone. Tick the changes on the run's page."
+        )
+        return refused(request, message, status=400, back=back)
     try:
         target = undo_scopes.for_run(run, change_ids or None)
         undo_services.check_may_undo(request.user, undo_scopes.record_types_of_run(run, change_ids))
         if request.method == "POST":
-            undo = undo_services.request_undo(
-                scope=target.scope,
-                description=target.description,
+            undo, rejected = undo_scopes.undo_run(
+                target=target,
+                run=run,
                 user=request.user,
+                reject_waiting=request.POST.get("reject_waiting") == "on",
                 **record_choices(request.POST),
             )
             messages.success(request, f"{undo}: {undo.get_status_display()}.")
+            if rejected is not None:
+                _say_what_was_rejected(request, rejected)
             return redirect(back)
         preview = undo_preview.preview_undo(scope=target.scope, description=target.description)
     except undo_services.NotAllowed as exc:
@@ -108,6 +116,23 @@ def undo_run(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
         return refused(request, exc, status=409, back=back)
     context = {"run": run, "target": target, "preview": preview, "change_ids": change_ids}
     return render(request, "approvals/undo_run.html", context)
+
+
+def _change_ids(values: list[str]) -> list[int] | None:
+    """The ticked change numbers; None when one is not a change number at all."""
+    if any(not v.isdigit() or len(v) > 18 for v in values):
+        return None
+    return sorted({int(v) for v in values})
+
+
+def _say_what_was_rejected(request: HttpRequest, outcome) -> None:
+    if outcome.decided:
+        n = len(outcome.decided)
+        messages.success(
+            request, f"Also rejected {n} change{'s' if n != 1 else ''} of the run still waiting for review."
+        )
+    for change_id, why in outcome.skipped.items():
+        messages.warning(request, f"Change {change_id} still waits for review, not rejected: {why}")
 
 
 @require_http_methods(["GET", "POST"])

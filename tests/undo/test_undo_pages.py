@@ -78,7 +78,9 @@ def test_the_preview_shows_what_goes_back_and_the_conflicts_and_writes_nothing(s
     # Per record in conflict: keep (the default), force or skip; any record going back can be skipped.
     key = f"ticket:{tickets[0].pk}"
     assert f'name="on-{key}" value="keep" checked' in page
-    assert f'name="on-{key}" value="force"' in page and f'name="on-{key}" value="skip"' in page
+    assert f'name="on-{key}" value="force"' in page
+    # Its change stays whole (its tags stay too), so nothing of it would go back: no skip to offer.
+    assert f'name="on-{key}" value="skip"' not in page and "tags stays at billing with change #" in page
     assert f'name="skip" value="ticket:{tickets[1].pk}"' in page
     assert Ticket.history.count() == rows and Undo.objects.count() == 0
 
@@ -110,7 +112,7 @@ def test_a_force_never_overwrites_an_edit_made_after_the_preview(support, run, t
     client.post(f"/runs/{run.pk}/undo", {f"on-ticket:{tickets[0].pk}": "force", "seen-ticket": seen})
 
     tickets[0].refresh_from_db()
-    assert (tickets[0].status, tickets[0].tags) == ("waiting on customer", "")
+    assert (tickets[0].status, tickets[0].tags) == ("waiting on customer", "billing")
     done = Undo.objects.get()
     assert (done.forced_count, done.conflicts_left) == (0, 1)
     assert "Not forced: it was changed again after your preview" in done.conflicts[0]["lines"][0]
@@ -145,6 +147,61 @@ def test_a_selection_from_the_run_page(support, run, tickets):
     assert list(Ticket.objects.order_by("id").values_list("status", flat=True)) == ["open", "resolved", "open"]
 
 
+def test_a_selection_that_is_not_change_numbers_is_refused_not_widened_to_the_run(support, run):
+    client = client_for(support)
+    for bad in ("abc", "99999999999999999999"):
+        response = client.get(f"/runs/{run.pk}/undo", {"change": bad})
+        assert response.status_code == 400
+        assert "The selection is not valid (change numbers only)" in response.content.decode()
+        assert client.post(f"/runs/{run.pk}/undo", {"change": bad}).status_code == 400
+    assert Undo.objects.count() == 0
+
+
+def _waiting_change(run, ticket, op="op-wait"):
+    from approvals import lifecycle
+
+    change = Change(
+        run=run,
+        workflow=run.workflow,
+        agent=run.agent,
+        operation_id=op,
+        body_hash="-",
+        record_type="ticket",
+        record_ids=[ticket.pk],
+        values={"tags": "spam"},
+        expected={str(ticket.pk): {"tags": "billing"}},
+        risk=0.9,
+        confidence=0.4,
+        decision=Change.Decision.REVIEW,
+        review_group="support",
+    )
+    lifecycle.admit([change], actor=lifecycle.Actor.of_agent(run.agent), paused=False)
+    return change
+
+
+def test_undoing_a_run_offers_to_reject_its_changes_still_waiting(support, run, tickets):
+    waiting = _waiting_change(run, tickets[0])
+    client = client_for(support)
+    page = client.get(f"/runs/{run.pk}/undo").content.decode()
+    assert "1 change of this run is still waiting for review." in page
+    assert '<input type="checkbox" name="reject_waiting" checked>' in page
+
+    response = client.post(f"/runs/{run.pk}/undo", {"reject_waiting": "on"}, follow=True)
+
+    waiting.refresh_from_db()
+    assert waiting.status == S.REJECTED
+    assert waiting.reject_reason == f"Its run r-118 was undone by sam (undo #{Undo.objects.get().pk})."
+    assert "Also rejected 1 change of the run still waiting for review." in response.content.decode()
+    assert set(Ticket.objects.values_list("status", flat=True)) == {"open"}
+
+
+def test_waiting_changes_stay_when_the_owner_unticks_it(support, run, tickets):
+    waiting = _waiting_change(run, tickets[0])
+    client_for(support).post(f"/runs/{run.pk}/undo")
+    waiting.refresh_from_db()
+    assert waiting.status == S.PENDING_REVIEW
+
+
 def test_undo_this_change_from_its_page(support, run, tickets):
     change = run.changes.order_by("id").first()
     page = client_for(support).get(f"/changes/{change.pk}/").content.decode()
@@ -175,10 +232,36 @@ def test_the_incident_scope_page(support, run_agent, run, tickets):
     assert set(Ticket.objects.values_list("status", flat=True)) == {"open"}
 
 
+def test_the_incident_scope_undoes_the_window_it_previewed(support, run_agent, run, tickets, workflow):
+    since = (timezone.localtime() - timezone.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    client = client_for(support)
+    form = {"agent": run_agent.name, "version": run_agent.version, "since": since}  # until: now
+    page = client.get("/undo-agent/", form).content.decode()
+    until = re.search(r'name="until" value="([^"]+)"', page).group(1)
+    assert until  # the preview's own "now", to the microsecond
+    # Applied after the preview: not in what the owner saw, so not undone.
+    (later,) = make_tickets(1)
+    apply_run(run_agent, workflow, "r-119", [(later, {"status": "resolved"})])
+
+    client.post(
+        "/undo-agent/", {**form, "since": re.search(r'name="since" value="([^"]+)"', page).group(1), "until": until}
+    )
+
+    assert set(Ticket.objects.filter(pk__in=[t.pk for t in tickets]).values_list("status", flat=True)) == {"open"}
+    later.refresh_from_db()
+    assert later.status == "resolved"
+
+
 def test_the_incident_scope_form_shows_its_errors(support, run_agent, db):
     response = client_for(support).get("/undo-agent/", {"agent": "nobody", "since": "yesterday"})
     assert response.status_code == 422
     assert "Select a valid choice" in response.content.decode()
+
+
+def test_the_incident_scope_says_a_refusal_once(support, run_agent, db):
+    since = (timezone.localtime() - timezone.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    page = client_for(support).get("/undo-agent/", {"agent": run_agent.name, "since": since}).content.decode()
+    assert page.count("applied no change between") == 1
 
 
 # Refusals ------------------------------------------------------------------------------
