@@ -412,6 +412,7 @@ class Event(models.Model):
         CHANGE_CALLBACK = "change.callback"
         RUN_STARTED = "run.started"
         RULES_SAVED = "rules.saved"
+        UNDO = "undo"
         WORKFLOW = "workflow"
         SYSTEM = "system"
 

@@ -39,7 +39,7 @@ class Undo(models.Model):
     class Kind(models.TextChoices):
         UNDO = "undo", "undo"
         REDO = "redo", "redo"
-        RESTORE = "restore", "restore to a version"
+        RESTORE = "restore", "restore"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "waiting for a worker"

@@ -25,7 +25,7 @@ from .preview import describe_plans
 from .revert import no_gc_pauses
 from .scopes import NothingToUndo, Scope
 from .selectors import chain_of, extent, redo_targets
-from .signals import changes_redone, changes_undone
+from .signals import changes_redone, changes_undone, undo_finished, undo_requested
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +126,7 @@ def request_undo(
             requested_by_label=user.get_username(),
             total=reach.records,
         )
+        undo_requested.send(sender=Undo, undo=undo)
     start_undo(undo)
     undo.refresh_from_db()
     return undo
@@ -154,7 +155,7 @@ def redo_scope(undo: Undo) -> Scope:
 
 
 def redo_description(undo: Undo) -> str:
-    return f"the {undo.get_kind_display()} #{undo.pk} ({undo.description})"
+    return f"what {undo.get_kind_display()} #{undo.pk} took back ({undo.description})"
 
 
 def restore_scope(*, record_type: str, record_id: int, history_id: int, upto_history_id: int) -> Scope:
@@ -229,19 +230,21 @@ def execute_undo(*, undo_id: int) -> Undo | None:
         logger.exception("undo %s failed", undo.pk)
         # The chunk that failed rolled back: count only what was committed.
         undo.refresh_from_db()
-        undo.status = Undo.Status.FAILED
         undo.error = (
             f"The undo stopped after {undo.done} of {undo.total} records: {exc}. "
             "What it undid so far stays undone (each change all or nothing). Run it again to finish."
         )
+        return _finish(undo, Undo.Status.FAILED)
+    return _finish(undo, Undo.Status.DONE)
+
+
+def _finish(undo: Undo, status: str) -> Undo:
+    with transaction.atomic():
+        undo.status = status
         undo.finished_at = timezone.now()
         undo.lease_until = None
         undo.save(update_fields=["status", "error", "finished_at", "lease_until"])
-        return undo
-    undo.status = Undo.Status.DONE
-    undo.finished_at = timezone.now()
-    undo.lease_until = None
-    undo.save(update_fields=["status", "finished_at", "lease_until"])
+        undo_finished.send(sender=Undo, undo=undo)
     return undo
 
 

@@ -10,3 +10,7 @@ from django.dispatch import Signal
 changes_undone = Signal()
 # The same, for a redo: these changes are in effect again.
 changes_redone = Signal()
+# kwargs: undo. Sent in the transaction that records the undo being asked for, and the one
+# that records it finished (done or failed): the app that keeps the audit trail writes its lines.
+undo_requested = Signal()
+undo_finished = Signal()

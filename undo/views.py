@@ -114,7 +114,7 @@ def restore(request: HtmxHttpRequest, record_type: str, record_id: int, history_
         record_type=rtype.name, record_id=record_id, history_id=history_id, upto_history_id=upto
     )
     label = rtype.describe(instance) if instance is not None else f"{rtype.label} #{record_id}"
-    description = f"restore {label} to its version of {version.history_date:%Y-%m-%d %H:%M:%S}"
+    description = f"{label} back to its version of {version.history_date:%Y-%m-%d %H:%M:%S}"
     if request.method == "POST":
         try:
             undo = services.request_undo(

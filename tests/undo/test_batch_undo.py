@@ -49,6 +49,17 @@ def test_it_undoes_a_run_and_marks_its_changes_undone(support, tickets, run_of_t
     assert all(e.actor == support and f"undo #{done.pk}" in e.message for e in events)
 
 
+def test_the_undo_itself_is_in_the_audit_trail(support, tickets, run_of_three):
+    run, _ = run_of_three
+    done = undo(support, run_id=run.pk, description="run r-1")
+
+    asked, finished = Event.objects.filter(kind=Event.Kind.UNDO).order_by("id")
+    assert asked.message == f"sam asked for undo #{done.pk}: run r-1. 3 records to check."
+    assert finished.message == f"undo #{done.pk}: run r-1 is done. 3 records set back, 3 changes undone."
+    assert (finished.run, finished.workflow, finished.actor) == (run, run.workflow, support)
+    assert finished.details == {"undo": done.pk, "kind": "undo", "status": "done"}
+
+
 def test_its_history_rows_are_tagged_with_the_undo(support, tickets, run_of_three):
     run, _ = run_of_three
     done = undo(support, run_id=run.pk)
@@ -169,13 +180,17 @@ def test_skipping_wins_over_forcing_and_works_on_records_without_conflict(suppor
 def test_undoing_twice_writes_nothing_more(support, tickets, run_of_three):
     run, _ = run_of_three
     undo(support, run_id=run.pk)
-    rows, events = Ticket.history.count(), Event.objects.count()
+    rows, events = Ticket.history.count(), Event.objects.exclude(kind=Event.Kind.UNDO).count()
 
     again = undo(support, run_id=run.pk)
 
     assert (again.records_reverted, again.already_back, again.change_ids_done) == (0, 3, [])
-    assert (Ticket.history.count(), Event.objects.count()) == (rows, events)
+    assert (Ticket.history.count(), Event.objects.exclude(kind=Event.Kind.UNDO).count()) == (rows, events)
     assert values(tickets) == [("open", "")] * 3
+    # The audit trail still says it was asked for, and that it wrote nothing.
+    assert Event.objects.filter(kind=Event.Kind.UNDO).last().message == (
+        f"{again} is done. 0 records set back, 0 changes undone."
+    )
 
 
 def test_redo_puts_everything_back_and_reapplies_the_changes(support, tickets, run_of_three):
