@@ -96,8 +96,22 @@ def changes_on_record(record_type: str, record_id: int, limit: int = 50) -> list
     return found
 
 
-def run_counts(run: Run) -> dict[str, int]:
-    return dict(run.changes.values_list("status").annotate(n=Count("id")).order_by())
+@dataclass(frozen=True)
+class StatusCount:
+    status: str
+    label: str
+    n: int
+    show: str  # the run page's filter that lists them
+
+
+def run_counts(run: Run) -> list[StatusCount]:
+    """The run's changes counted by status, in the lifecycle's order, each with its filter."""
+    found = dict(run.changes.values_list("status").annotate(n=Count("id")).order_by())
+    return [StatusCount(s, S(s).label, found[s], _filter_of(s)) for s in S.values if s in found]
+
+
+def _filter_of(status: str) -> str:
+    return next(key for key, (_, statuses) in RUN_FILTERS.items() if status in statuses)
 
 
 # The run page's filters: what changed, what failed, what still waits.
@@ -105,9 +119,10 @@ RUN_FILTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "": ("all", ()),
     "applied": ("applied", (S.APPLIED,)),
     "failed": ("failed", (S.FAILED, S.CONFLICT)),
+    # A conflict failed to apply and waits for a reviewer again: it is in both.
     "waiting": (
         "still waiting",
-        (S.PROPOSED, S.PENDING_REVIEW, S.AUTO_APPROVED, S.APPROVED, S.HELD, S.QUEUED, S.APPLYING),
+        (S.PROPOSED, S.PENDING_REVIEW, S.CONFLICT, S.AUTO_APPROVED, S.APPROVED, S.HELD, S.QUEUED, S.APPLYING),
     ),
     "undone": ("undone", (S.UNDONE,)),
     "rejected": ("rejected or refused", (S.REJECTED, S.REFUSED)),

@@ -52,7 +52,8 @@ def for_run(run: Run, change_ids: list[int] | None = None) -> UndoScope:
         changes = changes.filter(pk__in=change_ids)
         found = set(changes.values_list("pk", flat=True))
         if missing := sorted(set(change_ids) - found):
-            raise UndoRefused(f"Changes {', '.join(map(str, missing))} are not part of {run}; nothing was undone.")
+            what = f"Change {missing[0]} is" if len(missing) == 1 else f"Changes {', '.join(map(str, missing))} are"
+            raise UndoRefused(f"{what} not part of {run}; nothing was undone.")
     counts = dict(changes.values_list("status").annotate(n=Count("id")).order_by())
     _refuse_in_flight(counts, f"{run} ({run.workflow})", run.workflow.name)
     if not any(counts.get(s) for s in WRITTEN):

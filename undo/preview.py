@@ -192,7 +192,7 @@ def _revert_line(plan: RecordPlan, slot, before) -> str:
         if before is None:
             return "delete it (these changes created it; a soft delete: it can be restored)"
         if before[0] is None:
-            return f"restore it (it is {display_slot(slot, now)})"
+            return f"restore it (now {display_slot(slot, now)})"
         return "delete it again, as it was"
     return f"{slot.label}: {display_slot(slot, now)} → {display_slot(slot, before)}"
 
@@ -202,9 +202,10 @@ def _conflict_line(plan: RecordPlan, conflict, writers: dict) -> str:
     rtype = plan.table.rtype
     if conflict.irreversible and not conflict.later and not conflict.outside_history:
         target = "delete it" if conflict.before is None else f"set it back to {display_slot(slot, conflict.before)}"
+        what = "the record" if slot.name == DELETED else slot.label
         return (
-            f"{slot.label}: changes to {rtype.label}s cannot be taken back in the world (irreversible); "
-            f"undo leaves it at {display_slot(slot, conflict.current)}. Force to {target} anyway."
+            f"{what}: what a change to a {rtype.label} did in the world cannot be called back (irreversible), "
+            f"so undo leaves it as it is ({display_slot(slot, conflict.current)}). Force to {target} anyway."
         )
     parts = []
     if slot.name == DELETED and conflict.before is None:

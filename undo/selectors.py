@@ -23,14 +23,18 @@ def display_slot(slot: Slot, value: tuple | None) -> str:
         at, by, why = value
         if at is None:
             return "not deleted"
-        return f"deleted by {by or 'someone'}" + (f" ({why})" if why else "")
+        return f"deleted by {by or 'someone'}" + (f": {why}" if why else "")
     return slot.record_type.display(slot.name, registry.to_json(python_value(slot.fields[0], value[0])))
 
 
-def who_wrote(*, username: str | None, agent_label: str, run_id, change_id, undo_id) -> str:
-    """The writer of a history row in plain words: an agent (approved by whom), an undo, or a person."""
+def who_wrote(*, username: str | None, agent_label: str, run_id, change_id, undo_id, undo_kinds=None) -> str:
+    """The writer of a history row in plain words: an agent (approved by whom), an undo, or a person.
+
+    `undo_kinds` (undo id → its kind's name) says a redo or a restore for what it is.
+    """
     if undo_id:
-        return f"undo #{undo_id} by {username or 'someone'}"
+        kind = (undo_kinds or {}).get(undo_id, "undo")
+        return f"{kind} #{undo_id} by {username or 'someone'}"
     if agent_label or change_id:
         text = f"agent {agent_label or '?'}"
         if run_id or change_id:
@@ -63,6 +67,8 @@ def describe_writers(rtype: registry.RecordType, history_ids) -> dict[int, Write
         "cs_undo_id",
         *names,
     )
+    rows = list(rows)
+    kinds = undo_kinds(row["cs_undo_id"] for row in rows)
     return {
         row["history_id"]: Writer(
             history_id=row["history_id"],
@@ -72,6 +78,7 @@ def describe_writers(rtype: registry.RecordType, history_ids) -> dict[int, Write
                 run_id=row["cs_run_id"],
                 change_id=row["cs_change_id"],
                 undo_id=row["cs_undo_id"],
+                undo_kinds=kinds,
             ),
             when=row["history_date"],
             values=tuple(row[n] for n in names),
@@ -132,6 +139,7 @@ def timeline(rtype: registry.RecordType, record_id: int, *, page: int | str = 1,
     latest_id = history.values_list("history_id", flat=True).first()
     count = paginator.count
     first_number = count - (result.start_index() - 1)
+    kinds = undo_kinds(row["cs_undo_id"] for row in rows)
     versions = []
     for i, row in enumerate(rows[: len(ids)]):
         values = tuple(row[n] for n in names)
@@ -148,6 +156,7 @@ def timeline(rtype: registry.RecordType, record_id: int, *, page: int | str = 1,
                     run_id=row["cs_run_id"],
                     change_id=row["cs_change_id"],
                     undo_id=row["cs_undo_id"],
+                    undo_kinds=kinds,
                 ),
                 reason=row["history_change_reason"] or "",
                 diff=diff(tbl.slots, previous, values),
@@ -162,6 +171,14 @@ def timeline(rtype: registry.RecordType, record_id: int, *, page: int | str = 1,
         )
     result.object_list = versions
     return result
+
+
+def undo_kinds(undo_ids) -> dict[int, str]:
+    """Undo id → the name of its kind (undo, redo, restore), in one query."""
+    ids = {i for i in undo_ids if i}
+    if not ids:
+        return {}
+    return {pk: Undo.Kind(kind).label for pk, kind in Undo.objects.filter(pk__in=ids).values_list("pk", "kind")}
 
 
 def diff(slots: list[Slot], previous: tuple | None, values: tuple) -> list[str]:

@@ -129,6 +129,8 @@ def restore(request: HtmxHttpRequest, record_type: str, record_id: int, history_
         except services.UndoRefused as exc:
             return refused(request, exc, status=409, back=back)
         messages.success(request, f"{undo}: {undo.get_status_display()}.")
+        if undo.conflicts_left or undo.skipped_count or not undo.is_finished:
+            return redirect(undo.get_absolute_url())  # what stayed, or the progress
         return redirect(back)
     try:
         preview = preview_undo(scope=scope, description=description)
@@ -179,7 +181,9 @@ def undo_progress(request: HtmxHttpRequest, undo_id: int) -> HttpResponse:
     undo = get_undo_for_viewer(request, undo_id)
     response = render(request, "undo/undo_detail.html#progress", {"undo": undo})
     if undo.is_finished:
-        return HttpResponseStopPolling(response.content)
+        # The page around the bar (counts, statuses, what stayed) changed too: load it afresh.
+        response = HttpResponseStopPolling(response.content)
+        response["HX-Refresh"] = "true"
     return response
 
 

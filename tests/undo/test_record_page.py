@@ -103,8 +103,10 @@ def test_an_edit_after_the_preview_is_a_conflict_kept_as_it_is(support, history)
     latest = ticket.history.first().history_id
     human_edit(support, ticket, status="closed")  # between the preview and the click
 
-    client_for(support).post(f"/records/ticket/{ticket.pk}/restore/{first.history_id}/", {"upto": latest})
+    response = client_for(support).post(f"/records/ticket/{ticket.pk}/restore/{first.history_id}/", {"upto": latest})
 
+    # What stayed is listed on the restore's own page, where the owner lands.
+    assert response.url == Undo.objects.get().get_absolute_url()
     ticket.refresh_from_db()
     # The agent's change set status and tags: its status is in conflict, so its tags stay too;
     # sam's note goes back.
@@ -141,7 +143,7 @@ def test_a_soft_deleted_record_has_its_page_and_can_be_restored(support, run_age
 
     before_delete = versions(ticket)[0]
     preview = client.get(f"/records/ticket/{ticket.pk}/restore/{before_delete.history_id}/").content.decode()
-    assert "restore it (it is deleted by triage-bot v2.3" in preview
+    assert "restore it (now deleted by triage-bot v2.3: change " in preview
     client.post(
         f"/records/ticket/{ticket.pk}/restore/{before_delete.history_id}/",
         {"upto": ticket.history.first().history_id},

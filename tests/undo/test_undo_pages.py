@@ -46,6 +46,15 @@ def test_the_run_page_shows_counts_changes_and_the_undo_button_to_owners(support
     assert "/undo-agent/?agent=triage-bot&amp;version=2.3&amp;since=" in page  # widen to the incident
 
 
+def test_the_run_page_counts_in_plain_words_each_linking_to_its_list(support, run, tickets):
+    Change.objects.filter(pk=run.changes.order_by("id").first().pk).update(status=S.CONFLICT)
+    page = client_for(support).get(f"/runs/{run.pk}/").content.decode()
+    assert '<a href="?show=failed"><span class="badge conflict">conflict (record changed)</span></a> 1' in page
+    assert '<a href="?show=applied"><span class="badge applied">applied</span></a> 2' in page
+    waiting = client_for(support).get(f"/runs/{run.pk}/?show=waiting").content.decode()
+    assert waiting.count('class="card change"') == 1  # a conflict waits for a reviewer again
+
+
 def test_the_run_page_explains_who_may_undo_to_a_reviewer(reviewer, run):
     page = client_for(reviewer).get(f"/runs/{run.pk}/").content.decode()
     assert "Undo this run" not in page
@@ -317,6 +326,8 @@ def test_the_progress_partial_polls_until_done(support, run, settings):
     done = client.get(f"/undos/{made.pk}/progress", HTTP_HX_REQUEST="true")
     assert done.status_code == 286  # htmx stops polling
     assert "hx-get" not in done.content.decode() and "3 set back" in done.content.decode()
+    assert done["HX-Refresh"] == "true"  # the counts and statuses around the bar changed too
+    assert "HX-Refresh" not in running
 
 
 def test_the_progress_endpoint_answers_403_when_logged_out(support, run):

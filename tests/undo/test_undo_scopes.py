@@ -58,7 +58,7 @@ def test_it_undoes_a_selection_of_a_runs_changes(support, tickets, run_of_three)
 def test_a_selection_must_belong_to_the_run(support, run_agent, workflow, tickets, run_of_three):
     run, _ = run_of_three
     _, (other,) = apply_run(run_agent, workflow, "r-2", [(tickets[0], {"tags": "x"})])
-    with pytest.raises(UndoRefused, match=f"Changes {other.pk} are not part of run r-1"):
+    with pytest.raises(UndoRefused, match=f"Change {other.pk} is not part of run r-1"):
         undo_scopes.for_run(run, [other.pk])
 
 
