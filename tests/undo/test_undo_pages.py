@@ -215,6 +215,8 @@ def test_undo_this_change_from_its_page(support, run, tickets):
     change = run.changes.order_by("id").first()
     page = client_for(support).get(f"/changes/{change.pk}/").content.decode()
     assert f'href="/runs/{run.pk}/undo?change={change.pk}"' in page
+    # An applied change does not wait: the page says how it was routed, not why it waits.
+    assert "How the rules routed it:" in page and "Why it waits" not in page and "· waiting" not in page
 
 
 def test_undoing_again_moves_no_change(support, run):
