@@ -5,6 +5,8 @@ from __future__ import annotations
 from django import forms
 from django.utils import timezone
 
+from undo import registry
+
 from .models import Agent
 
 
@@ -20,6 +22,7 @@ class AgentWindowForm(forms.Form):
 
     agent = forms.ChoiceField(label="Agent")
     version = forms.ChoiceField(label="Version", required=False)
+    record_type = forms.ChoiceField(label="Records", required=False)
     since = forms.DateTimeField(label="From", widget=LocalDateTimeInput())
     until = forms.DateTimeField(label="Until", widget=LocalDateTimeInput(), required=False, help_text="Empty: now")
 
@@ -29,6 +32,10 @@ class AgentWindowForm(forms.Form):
         versions = sorted(set(Agent.objects.values_list("version", flat=True)))
         self.fields["agent"].choices = [(n, n) for n in names]
         self.fields["version"].choices = [("", "every version"), *((v, f"v{v}") for v in versions)]
+        self.fields["record_type"].choices = [
+            ("", "every record type"),
+            *((t.name, f"{t.label}s only") for t in registry.all_record_types()),
+        ]
 
     def clean_until(self):
         return self.cleaned_data.get("until") or timezone.now()

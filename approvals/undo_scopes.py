@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count
 from django.utils import timezone
 
+from undo import registry
 from undo.models import Undo
 from undo.scopes import Scope
 from undo.services import UndoRefused, request_undo
@@ -82,8 +83,9 @@ def undo_run(*, target: UndoScope, run: Run, user, reject_waiting: bool, **choic
     return undo, rejected
 
 
-def for_agent(*, name: str, version: str, since: dt.datetime, until: dt.datetime) -> UndoScope:
-    """Every change by the agent (one version, or all) written between `since` and `until`."""
+def for_agent(*, name: str, version: str, since: dt.datetime, until: dt.datetime, record_type: str = "") -> UndoScope:
+    """Every change by the agent (one version, or all) written between `since` and `until`,
+    to every record type or to one."""
     agents = Agent.objects.filter(name=name)
     if version:
         agents = agents.filter(version=version)
@@ -91,6 +93,8 @@ def for_agent(*, name: str, version: str, since: dt.datetime, until: dt.datetime
     if not agents:
         raise UndoRefused(f"No agent {name}{' v' + version if version else ''} is known.")
     changes = Change.objects.filter(agent__in=agents)
+    if record_type:
+        changes = changes.filter(record_type=record_type)
     in_window = changes.filter(applied_at__gte=since, applied_at__lte=until)
     if until >= timezone.now() - dt.timedelta(minutes=1):
         # The window reaches now: changes still on their way would land inside it.
@@ -104,8 +108,9 @@ def for_agent(*, name: str, version: str, since: dt.datetime, until: dt.datetime
             f"{_when(since)} and {_when(until)}."
         )
     who = f"{name} v{version}" if version else f"{name} (every version)"
-    description = f"everything {who} did between {_when(since)} and {_when(until)}"
-    scope = Scope(agent_ids=tuple(sorted(a.pk for a in agents)), since=since, until=until)
+    to = f" to {registry.get(record_type).label}s" if record_type else ""
+    description = f"everything {who} did{to} between {_when(since)} and {_when(until)}"
+    scope = Scope(agent_ids=tuple(sorted(a.pk for a in agents)), since=since, until=until, record_type=record_type)
     return UndoScope(scope, description, sorted(set(changes.values_list("workflow__name", flat=True))))
 
 

@@ -146,7 +146,11 @@ def undo_agent(request: HtmxHttpRequest) -> HttpResponse:
         try:
             data = form.cleaned_data
             target = undo_scopes.for_agent(
-                name=data["agent"], version=data["version"], since=data["since"], until=data["until"]
+                name=data["agent"],
+                version=data["version"],
+                since=data["since"],
+                until=data["until"],
+                record_type=data["record_type"],
             )
             undo_services.check_may_undo(request.user, undo_selectors.extent(target.scope).record_types)
             if request.method == "POST":
@@ -159,7 +163,9 @@ def undo_agent(request: HtmxHttpRequest) -> HttpResponse:
                 return redirect(undo.get_absolute_url())
             preview = undo_preview.preview_undo(scope=target.scope, description=target.description)
         except undo_services.NotAllowed as exc:
-            return refused(request, exc, status=403)
+            hint = "" if data["record_type"] else " To undo only the records you own, choose them under Records."
+            form.add_error(None, f"{exc}{hint}")
+            return render(request, "approvals/undo_agent.html", {"form": form}, status=403)
         except (NothingToUndo, undo_services.UndoRefused) as exc:
             form.add_error(None, str(exc))
     status = 422 if form.is_bound and form.errors else 200

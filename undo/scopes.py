@@ -70,6 +70,8 @@ class Scope:
             parts.append(f"since:{self.since.isoformat()}")
         if self.until:
             parts.append(f"until:{self.until.isoformat()}")
+        if self.record_type:
+            parts.append(f"type:{self.record_type}")
         return "|".join(parts)
 
     def history_q(self, rtype: registry.RecordType) -> Q | None:

@@ -263,6 +263,30 @@ def test_the_incident_scope_undoes_the_window_it_previewed(support, run_agent, r
     assert later.status == "resolved"
 
 
+def test_the_incident_scope_narrows_to_the_records_the_owner_owns(support, run_agent, workflow, tickets):
+    from tests.factories import make_invoice
+
+    invoice = make_invoice(amount="100.00")
+    apply_run(run_agent, workflow, "r-mixed", [(tickets[0], {"status": "closed"}), (invoice, {"status": "void"})])
+    since = (timezone.localtime() - timezone.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    client = client_for(support)
+    form = {"agent": run_agent.name, "version": run_agent.version, "since": since}
+
+    mixed = client.get("/undo-agent/", form)
+    assert mixed.status_code == 403  # support does not own invoices
+    assert "To undo only the records you own, choose them under Records." in mixed.content.decode()
+
+    narrowed = client.get("/undo-agent/", {**form, "record_type": "ticket"}).content.decode()
+    assert "did to tickets between" in narrowed
+    page_until = re.search(r'name="until" value="([^"]+)"', narrowed).group(1)
+    client.post("/undo-agent/", {**form, "record_type": "ticket", "since": since, "until": page_until})
+
+    tickets[0].refresh_from_db()
+    invoice.refresh_from_db()
+    assert (tickets[0].status, invoice.status) == ("open", "void")
+    assert Undo.objects.get().scope_key.endswith("|type:ticket")
+
+
 def test_the_incident_scope_form_shows_its_errors(support, run_agent, db):
     response = client_for(support).get("/undo-agent/", {"agent": "nobody", "since": "yesterday"})
     assert response.status_code == 422
