@@ -16,3 +16,10 @@ class ApprovalsConfig(AppConfig):
         links.set_resolver("change", lambda pk: reverse("change_detail", args=[pk]))
         links.set_resolver("run", lambda pk: reverse("run_detail", args=[pk]))
         links.set_resolver("record_changes", lambda key: reverse("record_changes", args=key))
+        links.set_run_names(_run_names)
+
+
+def _run_names(run_ids: set[int]) -> dict[int, str]:
+    from .models import Run
+
+    return dict(Run.objects.filter(pk__in=run_ids).values_list("pk", "external_id"))

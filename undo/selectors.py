@@ -27,10 +27,13 @@ def display_slot(slot: Slot, value: tuple | None) -> str:
     return slot.record_type.display(slot.name, registry.to_json(python_value(slot.fields[0], value[0])))
 
 
-def who_wrote(*, username: str | None, agent_label: str, run_id, change_id, undo_id, undo_kinds=None) -> str:
+def who_wrote(
+    *, username: str | None, agent_label: str, run_id, change_id, undo_id, undo_kinds=None, run_names=None
+) -> str:
     """The writer of a history row in plain words: an agent (approved by whom), an undo, or a person.
 
-    `undo_kinds` (undo id → its kind's name) says a redo or a restore for what it is.
+    `undo_kinds` (undo id → its kind's name) says a redo or a restore for what it is;
+    `run_names` (run id → the agent's name for it) names the run as its page does.
     """
     if undo_id:
         kind = (undo_kinds or {}).get(undo_id, "undo")
@@ -38,7 +41,7 @@ def who_wrote(*, username: str | None, agent_label: str, run_id, change_id, undo
     if agent_label or change_id:
         text = f"agent {agent_label or '?'}"
         if run_id or change_id:
-            text += f" (run {run_id}, change #{change_id})"
+            text += f" (run {(run_names or {}).get(run_id, run_id)}, change #{change_id})"
         return text + (f", approved by {username}" if username else "")
     return username or "someone (no user recorded)"
 
@@ -69,6 +72,7 @@ def describe_writers(rtype: registry.RecordType, history_ids) -> dict[int, Write
     )
     rows = list(rows)
     kinds = undo_kinds(row["cs_undo_id"] for row in rows)
+    runs = links.run_names(row["cs_run_id"] for row in rows)
     return {
         row["history_id"]: Writer(
             history_id=row["history_id"],
@@ -79,6 +83,7 @@ def describe_writers(rtype: registry.RecordType, history_ids) -> dict[int, Write
                 change_id=row["cs_change_id"],
                 undo_id=row["cs_undo_id"],
                 undo_kinds=kinds,
+                run_names=runs,
             ),
             when=row["history_date"],
             values=tuple(row[n] for n in names),
@@ -140,6 +145,7 @@ def timeline(rtype: registry.RecordType, record_id: int, *, page: int | str = 1,
     count = paginator.count
     first_number = count - (result.start_index() - 1)
     kinds = undo_kinds(row["cs_undo_id"] for row in rows)
+    runs = links.run_names(row["cs_run_id"] for row in rows)
     versions = []
     for i, row in enumerate(rows[: len(ids)]):
         values = tuple(row[n] for n in names)
@@ -157,6 +163,7 @@ def timeline(rtype: registry.RecordType, record_id: int, *, page: int | str = 1,
                     change_id=row["cs_change_id"],
                     undo_id=row["cs_undo_id"],
                     undo_kinds=kinds,
+                    run_names=runs,
                 ),
                 reason=row["history_change_reason"] or "",
                 diff=diff(tbl.slots, previous, values),

@@ -41,7 +41,7 @@ def test_the_timeline_says_who_did_what(support, history):
     page = client_for(support).get(f"/records/ticket/{ticket.pk}/").content.decode()
 
     assert "3 versions, newest first" in page
-    assert f"agent triage-bot v2.3 (run {run.pk}, change #{change.pk}), approved by fiona" in page
+    assert f"agent triage-bot v2.3 (run r-7, change #{change.pk}), approved by fiona" in page
     assert f'href="/changes/{change.pk}/"' in page and f'href="/runs/{run.pk}/"' in page
     assert "status: open → resolved" in page and "tags: (empty) → billing" in page
     assert "internal note: (empty) → refund sent" in page
