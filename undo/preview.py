@@ -140,7 +140,7 @@ def _count(preview: Preview, plan: RecordPlan, changes: set[int]) -> None:
         preview.skipped += 1
     elif plan.cannot:
         preview.cannot += 1
-    elif not plan.conflicts and not plan.reverts:
+    elif not plan.conflicts and not plan.reverts and not plan.held:
         preview.already += 1
 
 

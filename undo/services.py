@@ -266,16 +266,21 @@ def _run_chunk(undo: Undo, chunk: revert.Chunk, *, chain, candidates, redos, rea
         deleted_by=undo.requested_by_label,
         reason=reason,
     )
-    skipped = [p for p in plans if p.skipped]
-    left = [p for p in plans if p.stays_in_part and not p.skipped]
+    skipped, left, already = [], [], 0
+    for p in plans:
+        if p.skipped:
+            skipped.append(p)
+        elif p.stays_in_part:
+            left.append(p)
+        elif not p.reverts and not p.conflicts and p.last_undo_id != undo.pk:
+            # Nothing to write, and not because this undo wrote it (an earlier attempt did).
+            already += 1
     done_changes = revert.changes_taken_back(plans)
     undo.done += len(plans)
     undo.records_reverted += written.records
     undo.fields_reverted += written.fields
     undo.forced_count += written.forced
-    undo.already_back += sum(
-        1 for p in plans if not (p.conflicts or p.reverts or p.cannot or p.skipped) and p.last_undo_id != undo.pk
-    )
+    undo.already_back += already
     undo.conflicts_left += len(left)
     undo.skipped_count += len(skipped)
     room = CONFLICTS_KEPT - len(undo.conflicts)

@@ -272,13 +272,15 @@ def test_each_change_goes_back_with_all_its_records_or_stays(support, run_agent,
         run_agent, workflow, "r-1", [("ticket", "update", [t.pk for t in tickets], {"status": "pending"})]
     )
     human_edit(support, tickets[1], status="closed")
+    preview = preview_undo(scope=Scope(run_id=run.pk), description="run r-1")
+    assert (preview.conflicts, preview.held, preview.already, preview.records_to_write) == (1, 2, 0, 0)
 
     with override_batch(1):  # even one record per chunk keeps a change's records together
         done = undo(support, run_id=run.pk)
 
     # Part of it stays (a conflict on ticket 1), so all of it stays, on every record.
     assert values(tickets) == [("pending", ""), ("closed", ""), ("pending", "")]
-    assert (done.records_reverted, done.conflicts_left) == (0, 3)
+    assert (done.records_reverted, done.conflicts_left, done.already_back) == (0, 3, 0)
     change.refresh_from_db()
     assert change.status == S.APPLIED
 
