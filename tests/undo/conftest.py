@@ -21,6 +21,13 @@ _ops = itertools.count(1)
 def apply_run(agent, workflow, external_id: str, items) -> tuple[Run, list[Change]]:
     """A run whose changes were auto-approved and applied. `items`: (record, values) or
     (record_type, operation, record_ids, values)."""
+    run, changes = propose_run(agent, workflow, external_id, items, decision=Change.Decision.AUTO_APPLY)
+    apply_changes(change_ids=[c.pk for c in changes])
+    return run, list(Change.objects.filter(pk__in=[c.pk for c in changes]).order_by("id"))
+
+
+def propose_run(agent, workflow, external_id: str, items, *, decision=Change.Decision.REVIEW, review_group="support"):
+    """A run whose changes were routed (`decision`) and stored, not applied: held for review by default."""
     run, _ = Run.objects.get_or_create(workflow=workflow, agent=agent, external_id=external_id)
     changes = []
     for item in items:
@@ -41,12 +48,12 @@ def apply_run(agent, workflow, external_id: str, items) -> tuple[Run, list[Chang
                 values=values,
                 risk=0.1,
                 confidence=0.9,
-                decision=Change.Decision.AUTO_APPLY,
+                decision=decision,
+                review_group=review_group if decision == Change.Decision.REVIEW else "",
             )
         )
     lifecycle.admit(changes, actor=Actor.of_agent(agent), paused=False)
-    apply_changes(change_ids=[c.pk for c in changes])
-    return run, list(Change.objects.filter(pk__in=[c.pk for c in changes]).order_by("id"))
+    return run, changes
 
 
 def human_edit(user, record, **values):

@@ -13,7 +13,7 @@ from demo.models import Ticket
 from tests.factories import make_tickets
 from undo.models import Undo
 
-from .conftest import apply_run, human_edit, undo
+from .conftest import apply_run, human_edit, propose_run, undo
 
 S = Change.Status
 
@@ -166,26 +166,8 @@ def test_a_selection_that_is_not_change_numbers_is_refused_not_widened_to_the_ru
     assert Undo.objects.count() == 0
 
 
-def _waiting_change(run, ticket, op="op-wait"):
-    from approvals import lifecycle
-
-    change = Change(
-        run=run,
-        workflow=run.workflow,
-        agent=run.agent,
-        operation_id=op,
-        body_hash="-",
-        record_type="ticket",
-        record_ids=[ticket.pk],
-        values={"tags": "spam"},
-        expected={str(ticket.pk): {"tags": "billing"}},
-        risk=0.9,
-        confidence=0.4,
-        decision=Change.Decision.REVIEW,
-        review_group="support",
-    )
-    lifecycle.admit([change], actor=lifecycle.Actor.of_agent(run.agent), paused=False)
-    return change
+def _waiting_change(run, ticket) -> Change:
+    return propose_run(run.agent, run.workflow, run.external_id, [(ticket, {"tags": "spam"})])[1][0]
 
 
 def test_undoing_a_run_offers_to_reject_its_changes_still_waiting(support, run, tickets):
