@@ -10,6 +10,7 @@ from django.db.models import Max
 from django.urls import reverse
 
 from . import registry, revert
+from .chunks import chunks_of
 from .models import Undo
 from .revert import RecordPlan, no_gc_pauses
 from .scopes import NothingToUndo, Scope
@@ -90,7 +91,7 @@ def preview_undo(
         for rtype in registry.all_record_types()
         if scope.history_q(rtype) is not None
     }
-    total, chunks = revert.chunks(scope, size=settings.UNDO_BATCH_SIZE)
+    total, chunks = chunks_of(scope, size=settings.UNDO_BATCH_SIZE)
     if not total:
         raise NothingToUndo(f"Nothing to undo: no record was changed by {description}.")
     kept: list[RecordPlan] = []

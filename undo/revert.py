@@ -26,11 +26,9 @@ person's edit in the middle of a run is kept, never lost.
 
 A record the scope *created* is soft-deleted (unless anyone else changed it since).
 
-Reads and writes use plain SQL on whole chunks of records: one query for the
-histories, one for the records, one `executemany` UPDATE per set of columns and
-one `executemany` INSERT of history rows shaped by the model's own history class
-(simple-history reads them back as usual). Values travel as the database stores
-them, so nothing is converted on the hot path.
+Reads use plain SQL on whole chunks of records: one query for the histories, one
+for the records (`undo.write` writes the plans back the same way). Values travel
+as the database stores them, so nothing is converted on the hot path.
 """
 
 from __future__ import annotations
@@ -43,11 +41,9 @@ from itertools import groupby
 from operator import itemgetter
 
 from django.db import connection
-from django.utils import timezone
 
-from . import registry
-from .scopes import Scope
-from .tables import H_CHANGE, H_ID, H_RECORD, H_TYPE, H_UNDO, IDS, V0, Slot, Table, table
+from .chunks import Chunk
+from .tables import H_CHANGE, H_ID, H_RECORD, H_TYPE, H_UNDO, V0, Slot, Table
 
 SCOPE, CHAIN, OTHER = "scope", "chain", "other"
 _NONE: frozenset = frozenset()
@@ -139,85 +135,6 @@ def record_key(record_type: str, record_id: int) -> str:
     return f"{record_type}:{record_id}"
 
 
-@dataclass
-class Chunk:
-    """Records of one type planned together (whole changes only) and written in one transaction."""
-
-    table: Table
-    record_ids: list[int]
-    scope_history_ids: set[int]
-
-
-def scope_rows(scope: Scope) -> Iterator[tuple[Table, list[tuple[int, int, int | None]]]]:
-    """Per record type the scope touches: its scope rows as (history id, record id, change id)."""
-    for rtype in registry.all_record_types():
-        q = scope.history_q(rtype)
-        if q is None:
-            continue
-        # The ORM writes the query; the rows are read as plain tuples (no per-row ORM work).
-        sql, params = (
-            rtype.model.history.filter(q).values_list("history_id", "id", "cs_change_id").query.sql_with_params()
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-        if rows:
-            yield table(rtype), rows
-
-
-def chunks(scope: Scope, *, size: int) -> tuple[int, Iterator[Chunk]]:
-    """How many records the scope touches, and the chunks to plan them in.
-
-    A change that wrote several records has them all in one chunk, so a chunk's
-    transaction always holds whole changes.
-    """
-    found = [(tbl, rows, sorted({r[1] for r in rows})) for tbl, rows in scope_rows(scope)]
-    total = sum(len(record_ids) for _, _, record_ids in found)
-
-    def generate():
-        for tbl, rows, record_ids in found:
-            history_ids = {r[0] for r in rows}
-            for group in _whole_changes(rows, record_ids, size):
-                yield Chunk(tbl, group, history_ids)
-
-    return total, generate()
-
-
-def _whole_changes(rows, record_ids: list[int], size: int) -> Iterator[list[int]]:
-    # Records written by one change are joined (union-find); `record_ids` is sorted.
-    parent: dict[int, int] = {}
-
-    def root(x: int) -> int:
-        while parent.get(x, x) != x:
-            x = parent[x]
-        return x
-
-    first_record: dict[int, int] = {}
-    for _, record_id, change_id in rows:
-        if change_id is None:
-            continue
-        other = first_record.setdefault(change_id, record_id)
-        if other != record_id:
-            a, b = root(other), root(record_id)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    if not parent:  # every change wrote one record
-        for start in range(0, len(record_ids), size):
-            yield record_ids[start : start + size]
-        return
-    groups: dict[int, list[int]] = {}
-    for record_id in record_ids:
-        groups.setdefault(root(record_id), []).append(record_id)
-    batch: list[int] = []
-    for group in groups.values():
-        batch.extend(group)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def plan_chunk(
     chunk: Chunk,
     *,
@@ -298,9 +215,17 @@ def _keep_changes_whole(plans: list[RecordPlan]) -> None:
 
 
 def _select_in(sql: str, ids: list[int]) -> list[tuple]:
+    rows: list[tuple] = []
     with connection.cursor() as cursor:
-        cursor.execute(sql % ", ".join(["%s"] * len(ids)), ids)
-        return cursor.fetchall()
+        for start in range(0, len(ids), IN_MAX):
+            part = ids[start : start + IN_MAX]
+            cursor.execute(sql % ", ".join(["%s"] * len(part)), part)
+            rows.extend(cursor.fetchall())
+    return rows
+
+
+# Ids bound in one IN list: within SQLite's and PostgreSQL's limits on parameters.
+IN_MAX = 5000
 
 
 def _plan_record(
@@ -455,69 +380,6 @@ def _plan_create_undo(plan, tbl, rows, kinds, changed, values, current) -> None:
         )
     else:
         plan.reverts[deleted] = None  # filled in when written: deleted now, by whom, why
-
-
-# Writing ---------------------------------------------------------------------------
-
-
-@dataclass
-class Written:
-    records: int = 0
-    fields: int = 0
-    forced: int = 0
-
-
-def write_chunk(plans: list[RecordPlan], *, undo_id: int, user_id: int | None, deleted_by: str, reason: str) -> Written:
-    """Write every plan's reverts: base rows with `executemany`, then one tagged history row
-    per record written, copied from the record by the database.
-
-    Call inside the chunk's transaction, right after `plan_chunk` (which locked the records).
-    """
-    written = Written()
-    if not plans:
-        return written
-    tbl = plans[0].table
-    now = timezone.now()
-    # Records written on the same slots share one UPDATE statement, run with executemany.
-    updates: dict[tuple[Slot, ...], list[list]] = {}
-    record_ids: list[int] = []
-    for plan in plans:
-        writes = plan.to_write()
-        if not writes:
-            continue
-        params: list = []
-        for slot, value in writes.items():
-            # None: soft-delete what the scope created.
-            params.extend(_deleted_now(slot, now, deleted_by, reason) if value is None else value)
-        params.append(plan.record_id)
-        updates.setdefault(tuple(writes), []).append(params)
-        record_ids.append(plan.record_id)
-        written.fields += len(writes)
-        written.forced += plan.forced and bool(plan.conflicts)
-    written.records = len(record_ids)
-    if not record_ids:
-        return written
-    qn = connection.ops.quote_name
-    base, pk = tbl.update_base
-    # In _HISTORY_META's order: no change, run or agent, so the row never falls in their scopes.
-    meta = [connection.ops.adapt_datetimefield_value(now), reason, "~", user_id, None, None, None, "", undo_id]
-    with connection.cursor() as cursor:
-        for slots, params in updates.items():
-            assignments = ", ".join(f"{qn(f.column)} = %s" for slot in slots for f in slot.fields)
-            cursor.executemany(f"UPDATE {base} SET {assignments} WHERE {pk} = %s", params)
-        for start in range(0, len(record_ids), _IN_MAX):
-            ids = record_ids[start : start + _IN_MAX]
-            cursor.execute(tbl.insert_history.replace(IDS, ", ".join(["%s"] * len(ids))), [*meta, *ids])
-    return written
-
-
-# Ids bound in one IN list: within SQLite's and PostgreSQL's limits on parameters.
-_IN_MAX = 5000
-
-
-def _deleted_now(slot: Slot, now, deleted_by: str, reason: str) -> tuple:
-    at, by, why = slot.fields
-    return (at.get_db_prep_save(now, connection), deleted_by[: by.max_length], reason)
 
 
 @contextmanager

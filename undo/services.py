@@ -19,7 +19,8 @@ from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
-from . import registry, revert
+from . import registry, revert, write
+from .chunks import Chunk, chunks_of
 from .models import Undo
 from .preview import describe_plans
 from .revert import no_gc_pauses
@@ -220,7 +221,7 @@ def execute_undo(*, undo_id: int) -> Undo | None:
     reason = f"{undo.get_kind_display()} #{undo.pk} by {undo.requested_by_label}: {undo.description}"[:2000]
     signal = changes_undone if undo.undoes_changes else changes_redone
     try:
-        total, chunks = revert.chunks(scope, size=settings.UNDO_BATCH_SIZE)
+        total, chunks = chunks_of(scope, size=settings.UNDO_BATCH_SIZE)
         undo.total = total
         undo.save(update_fields=["attempts", "started_at", "total"])
         for chunk in chunks:
@@ -248,7 +249,7 @@ def _finish(undo: Undo, status: str) -> Undo:
     return undo
 
 
-def _run_chunk(undo: Undo, chunk: revert.Chunk, *, chain, candidates, redos, reason: str, signal) -> None:
+def _run_chunk(undo: Undo, chunk: Chunk, *, chain, candidates, redos, reason: str, signal) -> None:
     plans = revert.plan_chunk(
         chunk,
         chain=chain,
@@ -259,7 +260,7 @@ def _run_chunk(undo: Undo, chunk: revert.Chunk, *, chain, candidates, redos, rea
         redos=redos,
         lock=True,
     )
-    written = revert.write_chunk(
+    written = write.write_chunk(
         plans,
         undo_id=undo.pk,
         user_id=undo.requested_by_id,

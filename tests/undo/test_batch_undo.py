@@ -9,7 +9,7 @@ import pytest
 from approvals.models import Change, Event
 from demo.models import Ticket
 from tests.factories import make_tickets
-from undo import revert, services
+from undo import services, write
 from undo.models import Undo
 from undo.preview import preview_undo
 from undo.scopes import Scope
@@ -321,7 +321,7 @@ def test_a_running_undo_is_not_run_twice(support, tickets, run_of_three, setting
 def test_an_interrupted_undo_finishes_when_run_again(support, tickets, run_of_three):
     run, changes = run_of_three
     human_edit(support, tickets[2], status="closed")
-    real_write = revert.write_chunk
+    real_write = write.write_chunk
     calls = []
 
     def fail_on_second_chunk(plans, **kwargs):
@@ -330,7 +330,7 @@ def test_an_interrupted_undo_finishes_when_run_again(support, tickets, run_of_th
             raise RuntimeError("the disk is full")
         return real_write(plans, **kwargs)
 
-    with override_batch(1), mock.patch("undo.revert.write_chunk", fail_on_second_chunk):
+    with override_batch(1), mock.patch("undo.write.write_chunk", fail_on_second_chunk):
         failed = undo(support, run_id=run.pk)
 
     assert failed.status == Undo.Status.FAILED
