@@ -12,8 +12,11 @@ DEBUG off, WAL, IMMEDIATE transactions):
   planning, writing records and history rows, marking the changes undone + events);
   the 10k figures are the median of REPEATS runs (each its own 10k scenario);
 - the physical limit: in one transaction, raw SQL UPDATEs the same number of rows
-  to the same values and INSERTs the same number of history rows (on twin runs; the
-  best of REPEATS, i.e. the hardest figure to be compared with);
+  to the same values and INSERTs the same number of history rows, on a twin run.
+  Each of the REPEATS pairs is measured back to back in the same process, the raw
+  limit just before our undo, so both meet the same moment of this noisy machine;
+  `ratio_vs_raw_update` is the median of the pairs' ratios. The stricter figure
+  (the best raw time against our median) is printed too;
 - the way a user would do it today: simple-history's per-record revert (load the
   previous version, `save()` it) on a sample of records, extrapolated per record;
 - each timed section starts after `PRAGMA wal_checkpoint(TRUNCATE)`, so none pays for
@@ -39,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "var" / "bench"
 DB_PATH = BENCH_DIR / "undo.sqlite3"
 BASELINE_SAMPLE = 300
-REPEATS = 3
+REPEATS = 5
 
 
 def environment() -> dict:
@@ -205,7 +208,8 @@ def per_record_revert(run_id: int) -> tuple[float, int]:
 # The undo, end to end, in a fresh process -------------------------------------------
 
 
-def undo_end_to_end(run_ids: list[int], warm_run_id: int) -> list[dict]:
+def undo_end_to_end(run_ids: list[int], warm_run_id: int, twin_ids: list[int]) -> list[dict]:
+    """Undo each run end to end; with a twin given, measure the raw limit on it just before."""
     from django.contrib.auth.models import User
     from django.test import Client
 
@@ -220,7 +224,11 @@ def undo_end_to_end(run_ids: list[int], warm_run_id: int) -> list[dict]:
     client.get(f"/runs/{warm_run_id}/undo")
     client.post(f"/runs/{warm_run_id}/undo")
     client.get(f"/runs/{warm_run_id}/")
-    return [_one_undo(client, run_id) for run_id in run_ids]
+    results = []
+    for i, run_id in enumerate(run_ids):
+        raw_s = raw_limit(twin_ids[i]) if i < len(twin_ids) else None
+        results.append({**_one_undo(client, run_id), "raw_s": raw_s})
+    return results
 
 
 def _time_change_bookkeeping() -> None:
@@ -288,10 +296,11 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(run_ids: list[int], warm_run_id: int) -> list[dict]:
-    """Undo the runs end to end, one after the other, in a fresh process."""
+def child(run_ids: list[int], warm_run_id: int, twin_ids: list[int] = ()) -> list[dict]:
+    """Undo the runs end to end, one after the other, in a fresh process (each after its twin's raw limit)."""
+    job = {"runs": run_ids, "warm": warm_run_id, "twins": list(twin_ids)}
     out = subprocess.run(
-        [sys.executable, __file__, "--undo", str(warm_run_id), *map(str, run_ids)],
+        [sys.executable, __file__, "--undo", json.dumps(job)],
         env=environment(),
         cwd=ROOT,
         capture_output=True,
@@ -329,15 +338,15 @@ def main() -> None:
     run_100k = build(100_000, "100k", owner, workflow, agent)
     print(f"built the scenarios in {time.perf_counter() - t:.1f} s", file=sys.stderr)
 
-    raws = [raw_limit(twin) for twin in twins_10k]
-    raw_s = min(raws)  # the limit: its best time (the most demanding figure to compare with)
     per_record_s, sampled = per_record_revert(sample)
-    all_10k = child(runs_10k, warm_10k)
+    all_10k = child(runs_10k, warm_10k, twins_10k)
     ours_10k = {key: statistics.median(r[key] for r in all_10k) for key in all_10k[0]}
     (ours_100k,) = child([run_100k], warm_100k)
 
     baseline_10k = per_record_s * 10_000
-    ratio = raw_s / ours_10k["execution_s"]
+    raws = [r["raw_s"] for r in all_10k]
+    ratio = statistics.median(r["raw_s"] / r["execution_s"] for r in all_10k)
+    strict = min(raws) / ours_10k["execution_s"]  # the best raw time against our median
     for size, ours in ((f"10k (median of {REPEATS} runs)", ours_10k), ("100k", ours_100k)):
         print(
             f"{size}: end to end {ours['end_to_end_s']:.3f} s (preview page {ours['preview_s']:.3f} s, "
@@ -347,15 +356,16 @@ def main() -> None:
     print(
         f"of the 10k execution, marking the changes undone with their events (approvals): "
         f"{ours_10k['bookkeeping_s']:.3f} s; raw / (execution without it) "
-        f"{raw_s / (ours_10k['execution_s'] - ours_10k['bookkeeping_s']):.2f}"
+        f"{ours_10k['raw_s'] / (ours_10k['execution_s'] - ours_10k['bookkeeping_s']):.2f}"
     )
     print(
-        "10k runs, end to end / execution (s):",
-        ", ".join(f"{r['end_to_end_s']:.3f}/{r['execution_s']:.3f}" for r in all_10k),
+        "10k runs, raw limit just before / our execution / end to end (s):",
+        ", ".join(f"{r['raw_s']:.3f}/{r['execution_s']:.3f}/{r['end_to_end_s']:.3f}" for r in all_10k),
     )
     print(
-        f"raw SQL, 10k UPDATEs + 10k history INSERTs in one transaction: best {raw_s:.3f} s of "
-        f"{', '.join(f'{r:.3f}' for r in raws)}; raw/our execution {ratio:.2f}"
+        f"raw SQL, 10k UPDATEs + 10k history INSERTs in one transaction: median {statistics.median(raws):.3f} s, "
+        f"best {min(raws):.3f} s; raw/our execution: median of the pairs {ratio:.2f} "
+        f"(stricter, best raw / our median: {strict:.2f})"
     )
     print(
         f"simple-history per-record revert: {1 / per_record_s:.0f} records/s measured on {sampled} records, "
@@ -367,7 +377,7 @@ def main() -> None:
             {
                 "undo_10k_s": round(ours_10k["end_to_end_s"], 3),
                 "undo_100k_s": round(ours_100k["end_to_end_s"], 3),
-                "ratio_vs_raw_update": round(raw_s / ours_10k["execution_s"], 3),
+                "ratio_vs_raw_update": round(ratio, 3),
                 "speedup_vs_per_record_revert": round(baseline_10k / ours_10k["end_to_end_s"], 1),
                 "peak_mb_100k": round(ours_100k["peak_mb"], 1),
             }
@@ -376,8 +386,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) >= 4 and sys.argv[1] == "--undo":
+    if len(sys.argv) == 3 and sys.argv[1] == "--undo":
         setup_django()
-        print(json.dumps(undo_end_to_end([int(a) for a in sys.argv[3:]], int(sys.argv[2]))))
+        job = json.loads(sys.argv[2])
+        print(json.dumps(undo_end_to_end(job["runs"], job["warm"], job["twins"])))
     else:
         main()
