@@ -152,9 +152,17 @@ class UndoMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.undos)
     @rule(data=st.data(), choice=choices)
     def redo_an_undo(self, data, choice):
-        target = data.draw(st.sampled_from(self.undos))
-        before_target = self.just_undone if self.just_undone and self.just_undone[0] == target["id"] else None
-        self._undo(("undo", target["id"]), Scope(undo_id=target["id"]), choice, target=target["id"])
+        self._redo(data.draw(st.sampled_from(self.undos))["id"], choice)
+
+    @precondition(lambda self: self.just_undone)
+    @rule(choice=choices)
+    def redo_the_undo_just_made(self, choice):
+        # Often undo then redo at once: a later, overlapping scope then meets both writes.
+        self._redo(self.just_undone[0], choice)
+
+    def _redo(self, target: int, choice: list[str]):
+        before_target = self.just_undone if self.just_undone and self.just_undone[0] == target else None
+        self._undo(("undo", target), Scope(undo_id=target), choice, target=target)
         if before_target is not None and "skip" not in choice:
             # Undo then redo: as if it was never undone.
             assert {pk: snapshot(pk) for pk in self.ids} == before_target[1]
