@@ -61,8 +61,10 @@ def record_choices(data) -> dict:
     forced, skipped = set(), {k for k in data.getlist("skip") if _RECORD_KEY.fullmatch(k)}
     seen = {}
     for name, value in data.items():
-        if name.startswith("seen-") and value.isdigit():
-            seen[name.removeprefix("seen-")] = int(value)
+        if name.startswith("seen-") and value.isdigit() and len(value) <= 18:
+            record_type = name.removeprefix("seen-")
+            if record_type in {t.name for t in registry.all_record_types()}:
+                seen[record_type] = int(value)
         key = name.removeprefix("on-")
         if key != name and _RECORD_KEY.fullmatch(key):
             if value == "force":
