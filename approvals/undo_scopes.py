@@ -72,14 +72,15 @@ def for_run(run: Run, change_ids: list[int] | None = None) -> UndoScope:
     return UndoScope(Scope(run_id=run.pk), description, [run.workflow.name], waiting, counts.get(S.HELD, 0))
 
 
-def undo_run(*, target: UndoScope, run: Run, user, reject_waiting: bool, **choices) -> tuple[Undo, BulkOutcome | None]:
-    """Undo the run (or the selection), and, when asked, reject its changes still waiting for review:
-    otherwise a reviewer approving one later would write what the undo took back."""
+def undo_run(*, target: UndoScope, run: Run, user, reject: list[int], **choices) -> tuple[Undo, BulkOutcome | None]:
+    """Undo the run (or the selection), then reject those of `reject` (the waiting changes its
+    preview listed) that still wait for review: otherwise a reviewer approving one later would
+    write what the undo took back. Changes that arrived after the preview are left to a person."""
     undo = request_undo(scope=target.scope, description=target.description, user=user, **choices)
     rejected = None
-    if reject_waiting and target.waiting:
+    if to_reject := sorted(set(reject) & set(target.waiting)):
         reason = f"Its run {run.external_id} was undone by {user.get_username()} (undo #{undo.pk})."
-        rejected = reject_many(change_ids=target.waiting, user=user, reason=reason)
+        rejected = reject_many(change_ids=to_reject, user=user, reason=reason)
     return undo, rejected
 
 

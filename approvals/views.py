@@ -98,12 +98,10 @@ def undo_run(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
         target = undo_scopes.for_run(run, change_ids or None)
         undo_services.check_may_undo(request.user, undo_scopes.record_types_of_run(run, change_ids))
         if request.method == "POST":
+            # The waiting changes the preview listed, if the owner kept "also reject them" ticked.
+            listed = _change_ids(request.POST.getlist("waiting")) if request.POST.get("reject_waiting") else None
             undo, rejected = undo_scopes.undo_run(
-                target=target,
-                run=run,
-                user=request.user,
-                reject_waiting=request.POST.get("reject_waiting") == "on",
-                **record_choices(request.POST),
+                target=target, run=run, user=request.user, reject=listed or [], **record_choices(request.POST)
             )
             messages.success(request, f"{undo}: {undo.get_status_display()}.")
             if rejected is not None:
@@ -120,7 +118,7 @@ def undo_run(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
 
 def _change_ids(values: list[str]) -> list[int] | None:
     """The ticked change numbers; None when one is not a change number at all."""
-    if any(not v.isdigit() or len(v) > 18 for v in values):
+    if any(not (v.isascii() and v.isdigit()) or len(v) > 18 for v in values):
         return None
     return sorted({int(v) for v in values})
 

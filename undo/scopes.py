@@ -31,6 +31,9 @@ class Scope:
     # Frozen when the undo is made, and not part of the scope's identity (its key):
     # running the undo again later never reaches rows written after it was asked for.
     written_before: dt.datetime | None = None
+    # What the owner's preview showed: per record type, the newest history id then. Rows
+    # written after it were not shown, so they are not undone; nor is a type it did not show.
+    seen: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self):
         if not (self.change_ids or self.run_id or self.agent_ids or self.undo_id or self.record_id):
@@ -51,6 +54,7 @@ class Scope:
             after_history_id=undo.after_history_id,
             upto_history_id=undo.upto_history_id,
             written_before=None if undo.record_id else undo.created_at,
+            seen=tuple(sorted(undo.seen_history.items())),
         )
 
     def key(self) -> str:
@@ -78,7 +82,10 @@ class Scope:
         """The filter on `rtype`'s history rows; None when the scope cannot touch that type."""
         if self.record_type and self.record_type != rtype.name:
             return None
-        q = Q()
+        seen = dict(self.seen)
+        if seen and rtype.name not in seen:
+            return None
+        q = Q(history_id__lte=seen[rtype.name]) if seen else Q()
         if self.change_ids:
             q &= Q(cs_change_id__in=self.change_ids)
         if self.run_id:

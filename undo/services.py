@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import timedelta
 from functools import partial
 
@@ -89,10 +90,14 @@ def request_undo(
 
     `forced` and `skipped` are the owner's choices per record ("ticket:12"): overwrite its
     conflicts, or leave it exactly as it is (skip wins when both are given). `seen` (from the
-    preview): per record type the newest history id the owner saw; writes after it are never forced.
+    preview): per record type the newest history id the owner saw; nothing written after it is
+    undone, and no edit after it is forced over.
 
     Raises NotAllowed, NothingToUndo, or UndoRefused (an undo of the same scope is running).
     """
+    if seen:
+        # Only what the preview showed: nothing written since, of any type, is undone unseen.
+        scope = replace(scope, seen=tuple(sorted(seen.items())))
     reach = extent(scope)
     if not reach.records:
         raise NothingToUndo(f"Nothing to undo: no record was changed by {description}.")

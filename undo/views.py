@@ -48,7 +48,7 @@ def get_undo_for_viewer(request: HttpRequest, undo_id: int) -> Undo:
     return get_object_or_404(Undo.objects.select_related("target", "requested_by"), pk=undo_id)
 
 
-_RECORD_KEY = re.compile(r"[\w-]+:\d+")
+_RECORD_KEY = re.compile(r"[\w-]+:[0-9]+", re.ASCII)
 
 
 def record_choices(data) -> dict:
@@ -61,7 +61,7 @@ def record_choices(data) -> dict:
     forced, skipped = set(), {k for k in data.getlist("skip") if _RECORD_KEY.fullmatch(k)}
     seen = {}
     for name, value in data.items():
-        if name.startswith("seen-") and value.isdigit() and len(value) <= 18:
+        if name.startswith("seen-") and value.isascii() and value.isdigit() and len(value) <= 18:
             record_type = name.removeprefix("seen-")
             if record_type in {t.name for t in registry.all_record_types()}:
                 seen[record_type] = int(value)

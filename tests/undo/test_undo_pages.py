@@ -107,7 +107,11 @@ def test_one_click_undoes_the_run_and_the_run_page_shows_it_done(support, run, t
 
 def test_forcing_from_the_form(support, run, tickets):
     human_edit(support, tickets[0], status="closed")
-    client_for(support).post(f"/runs/{run.pk}/undo", {f"on-ticket:{tickets[0].pk}": "force"})
+    # A mark that is not a number is ignored (then nothing bounds the force), never a 500.
+    response = client_for(support).post(
+        f"/runs/{run.pk}/undo", {f"on-ticket:{tickets[0].pk}": "force", "seen-ticket": "²"}
+    )
+    assert response.status_code == 302
     assert set(Ticket.objects.values_list("status", flat=True)) == {"open"}
 
 
@@ -125,6 +129,24 @@ def test_a_force_never_overwrites_an_edit_made_after_the_preview(support, run, t
     done = Undo.objects.get()
     assert (done.forced_count, done.conflicts_left) == (0, 1)
     assert "Not forced: it was changed again after your preview" in done.conflicts[0]["lines"][0]
+
+
+def test_a_run_undo_undoes_what_its_preview_showed_not_what_came_after(support, run, tickets, run_agent, workflow):
+    client = client_for(support)
+    page = client.get(f"/runs/{run.pk}/undo").content.decode()
+    seen = dict(re.findall(r'name="seen-(\w+)" value="(\d+)"', page))
+    assert set(seen) == {"ticket"}
+    # While the owner reads the preview, the run goes on: a ticket and a customer it had not touched.
+    (later,) = make_tickets(1)
+    apply_run(run_agent, workflow, "r-118", [(later, {"status": "resolved"}), (later.customer, {"tier": "vip"})])
+
+    client.post(f"/runs/{run.pk}/undo", {f"seen-{t}": v for t, v in seen.items()})
+
+    assert set(Ticket.objects.filter(pk__in=[t.pk for t in tickets]).values_list("status", flat=True)) == {"open"}
+    later.refresh_from_db()
+    later.customer.refresh_from_db()
+    assert (later.status, later.customer.tier) == ("resolved", "vip")  # shown to nobody, so not undone
+    assert Undo.objects.get().records_reverted == 3
 
 
 def test_skipping_from_the_form(support, run, tickets):
@@ -158,7 +180,7 @@ def test_a_selection_from_the_run_page(support, run, tickets):
 
 def test_a_selection_that_is_not_change_numbers_is_refused_not_widened_to_the_run(support, run):
     client = client_for(support)
-    for bad in ("abc", "99999999999999999999"):
+    for bad in ("abc", "99999999999999999999", "²", "1²", "１", "-1"):
         response = client.get(f"/runs/{run.pk}/undo", {"change": bad})
         assert response.status_code == 400
         assert "The selection is not valid (change numbers only)" in response.content.decode()
@@ -177,13 +199,26 @@ def test_undoing_a_run_offers_to_reject_its_changes_still_waiting(support, run, 
     assert "1 change of this run is still waiting for review." in page
     assert '<input type="checkbox" name="reject_waiting" checked>' in page
 
-    response = client.post(f"/runs/{run.pk}/undo", {"reject_waiting": "on"}, follow=True)
+    response = client.post(f"/runs/{run.pk}/undo", {"reject_waiting": "on", "waiting": [waiting.pk]}, follow=True)
 
     waiting.refresh_from_db()
     assert waiting.status == S.REJECTED
     assert waiting.reject_reason == f"Its run r-118 was undone by sam (undo #{Undo.objects.get().pk})."
     assert "Also rejected 1 change of the run still waiting for review." in response.content.decode()
     assert set(Ticket.objects.values_list("status", flat=True)) == {"open"}
+
+
+def test_only_the_waiting_changes_the_preview_listed_are_rejected(support, run, tickets):
+    listed = _waiting_change(run, tickets[0])
+    client = client_for(support)
+    assert f'name="waiting" value="{listed.pk}"' in client.get(f"/runs/{run.pk}/undo").content.decode()
+    arrived = _waiting_change(run, tickets[1])  # after the preview: nobody chose to reject it
+
+    client.post(f"/runs/{run.pk}/undo", {"reject_waiting": "on", "waiting": [listed.pk]})
+
+    listed.refresh_from_db()
+    arrived.refresh_from_db()
+    assert (listed.status, arrived.status) == (S.REJECTED, S.PENDING_REVIEW)
 
 
 def test_waiting_changes_stay_when_the_owner_unticks_it(support, run, tickets):
