@@ -304,7 +304,7 @@ def claim(change_ids: Iterable[int], *, lease_seconds: int, actor: Actor) -> lis
         # Ours are the rows this UPDATE moved: same status, same lease, same instant.
         claimed = list(
             Change.objects.filter(pk__in=ids, status=S.APPLYING, lease_until=lease_until, updated_at=now)
-            .select_related("agent", "approver", "workflow")
+            .select_related("agent", "approver", "workflow", "run")
             .order_by("id")
         )
         append_events(_event(c, S.QUEUED, S.APPLYING, actor, f"attempt {c.attempts}", now) for c in claimed)

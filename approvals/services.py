@@ -349,7 +349,7 @@ def _apply_or_explain(change: Change, worker: Actor) -> str:
 
 
 def _apply_reason(change: Change) -> str:
-    reason = f"change {change.pk} by {change.agent} (run {change.run_id})"
+    reason = f"change {change.pk} by {change.agent} (run {change.run.external_id})"
     if change.is_edited:
         rtype = registry.get(change.record_type)
         who = change.edited_by.get_username() if change.edited_by_id else "a reviewer"

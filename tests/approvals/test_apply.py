@@ -29,7 +29,8 @@ def test_it_applies_a_change_with_a_tagged_snapshot(api, ticket, agent):
     assert row.history_type == "~"
     assert (row.cs_change_id, row.cs_run_id, row.cs_agent_id) == (change.pk, change.run_id, agent.pk)
     assert row.cs_agent_label == "triage-bot v1.4"
-    assert f"change {change.pk}" in row.history_change_reason
+    # The run by the name people know it by (the agent's run id), as on its page.
+    assert row.history_change_reason == f"change {change.pk} by triage-bot v1.4 (run {change.run.external_id})"
     change.refresh_from_db()
     assert change.status == S.APPLIED and change.applied_record_ids == [ticket.pk]
 
