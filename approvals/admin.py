@@ -68,6 +68,7 @@ class CallbackDeliveryAdmin(ReadOnlyAdmin):
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "actor_label", "message")
+    ordering = ("-created_at", "-id")  # the audit trail reads newest first
 
 
 @admin.register(RuleSet)

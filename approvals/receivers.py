@@ -29,7 +29,7 @@ def mark_redone(sender, *, undo, change_ids, user, **kwargs):
 
 @receiver(undo_requested)
 def record_undo_asked(sender, *, undo, **kwargs):
-    _undo_event(undo, f"{undo.requested_by_label} asked for {undo}. {undo.total} records to check.")
+    _undo_event(undo, f"{undo.requested_by_label} asked for {undo}. {_n(undo.total, 'record')} to check.")
 
 
 @receiver(undo_finished)
@@ -41,9 +41,13 @@ def record_undo_finished(sender, *, undo, **kwargs):
     skipped = f", {undo.skipped_count} skipped" if undo.skipped_count else ""
     _undo_event(
         undo,
-        f"{undo} is done. {undo.records_reverted} records set back{left}{skipped}, "
-        f"{len(undo.change_ids_done)} changes {'undone' if undo.undoes_changes else 'put back'}.",
+        f"{undo} is done. {_n(undo.records_reverted, 'record')} set back{left}{skipped}, "
+        f"{_n(len(undo.change_ids_done), 'change')} {'undone' if undo.undoes_changes else 'put back'}.",
     )
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def _undo_event(undo, message: str) -> None:

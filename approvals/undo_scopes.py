@@ -106,11 +106,11 @@ def for_agent(*, name: str, version: str, since: dt.datetime, until: dt.datetime
     if not in_window.filter(status__in=WRITTEN).exists():
         raise UndoRefused(
             f"Nothing to undo: {name}{' v' + version if version else ''} applied no change between "
-            f"{_when(since)} and {_when(until)}."
+            f"{_window(since, until)}."
         )
     who = f"{name} v{version}" if version else f"{name} (every version)"
     to = f" to {registry.get(record_type).label}s" if record_type else ""
-    description = f"everything {who} did{to} between {_when(since)} and {_when(until)}"
+    description = f"everything {who} did{to} between {_window(since, until)}"
     scope = Scope(agent_ids=tuple(sorted(a.pk for a in agents)), since=since, until=until, record_type=record_type)
     return UndoScope(scope, description, sorted(set(changes.values_list("workflow__name", flat=True))))
 
@@ -125,8 +125,15 @@ def _refuse_in_flight(counts: dict[str, int], what: str, workflows: str) -> None
         )
 
 
-def _when(moment: dt.datetime) -> str:
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
+def _window(since: dt.datetime, until: dt.datetime) -> str:
+    """'2026-12-01 14:00 and 2026-12-01 16:30'; to the second when both fall in one minute."""
+    since, until = timezone.localtime(since), timezone.localtime(until)
+    fmt = (
+        "%Y-%m-%d %H:%M:%S"
+        if since.replace(second=0, microsecond=0) == until.replace(second=0, microsecond=0)
+        else "%Y-%m-%d %H:%M"
+    )
+    return f"{since.strftime(fmt)} and {until.strftime(fmt)}"
 
 
 def record_types_of_run(run: Run, change_ids: list[int] | None = None) -> list[str]:

@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import capfirst
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
@@ -103,9 +104,11 @@ def undo_run(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
             undo, rejected = undo_scopes.undo_run(
                 target=target, run=run, user=request.user, reject=listed or [], **record_choices(request.POST)
             )
-            messages.success(request, f"{undo}: {undo.get_status_display()}.")
+            messages.success(request, capfirst(f"{undo}: {undo.get_status_display()}."))
             if rejected is not None:
                 _say_what_was_rejected(request, rejected)
+            if undo.is_finished and (undo.conflicts_left or undo.skipped_count):
+                return redirect(undo.get_absolute_url())  # it lists what stayed, and why
             return redirect(back)
         preview = undo_preview.preview_undo(scope=target.scope, description=target.description)
     except undo_services.NotAllowed as exc:
@@ -161,7 +164,14 @@ def undo_agent(request: HtmxHttpRequest) -> HttpResponse:
                 return redirect(undo.get_absolute_url())
             preview = undo_preview.preview_undo(scope=target.scope, description=target.description)
         except undo_services.NotAllowed as exc:
-            hint = "" if data["record_type"] else " To undo only the records you own, choose them under Records."
+            owns_some = any(
+                undo_services.may_undo(request.user, [t]) for t in undo_selectors.extent(target.scope).record_types
+            )
+            hint = (
+                " To undo only the records you own, choose them under Records."
+                if owns_some and not data["record_type"]
+                else ""
+            )
             form.add_error(None, f"{exc}{hint}")
             return render(request, "approvals/undo_agent.html", {"form": form}, status=403)
         except (NothingToUndo, undo_services.UndoRefused) as exc:

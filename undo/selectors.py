@@ -109,6 +109,7 @@ class Version:
     change_url: str = ""
     run_url: str = ""
     undo_url: str = ""
+    undo_label: str = ""  # "redo #7": the undo that wrote it, named for its kind
     change_id: int | None = None
     run_id: int | None = None
     undo_id: int | None = None
@@ -173,6 +174,7 @@ def timeline(rtype: registry.RecordType, record_id: int, *, page: int | str = 1,
                 change_url=links.url_for("change", row["cs_change_id"]),
                 run_url=links.url_for("run", row["cs_run_id"]),
                 undo_url=reverse("undo_detail", args=[row["cs_undo_id"]]) if row["cs_undo_id"] else "",
+                undo_label=f"{kinds.get(row['cs_undo_id'], 'undo')} #{row['cs_undo_id']}" if row["cs_undo_id"] else "",
                 is_latest=row["history_id"] == latest_id,
             )
         )

@@ -161,7 +161,12 @@ def redo_scope(undo: Undo) -> Scope:
 
 
 def redo_description(undo: Undo) -> str:
-    return f"what {undo.get_kind_display()} #{undo.pk} took back ({undo.description})"
+    """'what undo #4 took back (run r-1 …)'; for a redo, what it put back, named by the first undo's scope."""
+    first = undo
+    while first.target_id is not None:
+        first = first.target
+    verb = "took back" if undo.undoes_changes else "put back"
+    return f"what {undo.get_kind_display()} #{undo.pk} {verb} ({first.description})"
 
 
 def restore_scope(*, record_type: str, record_id: int, history_id: int, upto_history_id: int) -> Scope:

@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import capfirst
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
@@ -130,7 +131,7 @@ def restore(request: HtmxHttpRequest, record_type: str, record_id: int, history_
             return refused(request, "This is already the record's current version: nothing to restore.", status=409)
         except services.UndoRefused as exc:
             return refused(request, exc, status=409, back=back)
-        messages.success(request, f"{undo}: {undo.get_status_display()}.")
+        messages.success(request, capfirst(f"{undo}: {undo.get_status_display()}."))
         if undo.conflicts_left or undo.skipped_count or not undo.is_finished:
             return redirect(undo.get_absolute_url())  # what stayed, or the progress
         return redirect(back)

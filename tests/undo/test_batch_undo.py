@@ -60,6 +60,14 @@ def test_the_undo_itself_is_in_the_audit_trail(support, tickets, run_of_three):
     assert finished.details == {"undo": done.pk, "kind": "undo", "status": "done"}
 
 
+def test_the_audit_line_counts_in_words(support, tickets, run_of_three):
+    _, changes = run_of_three
+    one = undo(support, change_ids=(changes[0].pk,), description="change 1")
+    assert Event.objects.filter(kind=Event.Kind.UNDO).last().message == (
+        f"undo #{one.pk}: change 1 is done. 1 record set back, 1 change undone."
+    )
+
+
 def test_its_history_rows_are_tagged_with_the_undo(support, tickets, run_of_three):
     run, _ = run_of_three
     done = undo(support, run_id=run.pk)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.utils import timezone
 
@@ -152,10 +153,11 @@ def test_a_run_undo_undoes_what_its_preview_showed_not_what_came_after(support, 
 def test_skipping_from_the_form(support, run, tickets):
     human_edit(support, tickets[0], status="closed")
     client = client_for(support)
-    client.post(
+    response = client.post(
         f"/runs/{run.pk}/undo",
         {f"on-ticket:{tickets[0].pk}": "skip", "skip": [f"ticket:{tickets[2].pk}", "nonsense", "ticket:x"]},
     )
+    assert response.url == Undo.objects.get().get_absolute_url()  # what stayed is listed there
 
     states = list(Ticket.objects.order_by("id").values_list("status", "tags"))
     assert states == [("closed", "billing"), ("open", ""), ("resolved", "billing")]
@@ -292,6 +294,9 @@ def test_the_incident_scope_narrows_to_the_records_the_owner_owns(support, run_a
     mixed = client.get("/undo-agent/", form)
     assert mixed.status_code == 403  # support does not own invoices
     assert "To undo only the records you own, choose them under Records." in mixed.content.decode()
+    user = User.objects.create_user("nora")  # owns nothing: no hint to narrow
+    user.groups.add(Group.objects.get_or_create(name="reviewers")[0])
+    assert "choose them under Records" not in client_for(user).get("/undo-agent/", form).content.decode()
 
     narrowed = client.get("/undo-agent/", {**form, "record_type": "ticket"}).content.decode()
     assert "did to tickets between" in narrowed
@@ -407,6 +412,16 @@ def test_redo_from_the_browser(support, run, tickets):
     assert response.status_code == 302 and response.url == f"/undos/{redone.pk}/"
     assert set(Ticket.objects.values_list("status", flat=True)) == {"resolved"}
     assert set(Change.objects.values_list("status", flat=True)) == {S.APPLIED}
+    assert str(redone) == f"redo #{redone.pk}: what undo #{made.pk} took back (the test scope)"
+    page = client.get(f"/records/ticket/{tickets[0].pk}/").content.decode()
+    assert f'">redo #{redone.pk}</a>' in page and f"redo #{redone.pk} by sam" in page
+
+    # Undoing the redo takes the changes back again, and says so, naming the first scope once.
+    again = client.post(f"/undos/{redone.pk}/redo")
+    third = Undo.objects.get(target=redone)
+    assert again.url == f"/undos/{third.pk}/"
+    assert str(third) == f"redo #{third.pk}: what redo #{redone.pk} put back (the test scope)"
+    assert set(Change.objects.values_list("status", flat=True)) == {S.UNDONE}
 
 
 def test_a_reviewer_may_not_redo(reviewer, support, run):

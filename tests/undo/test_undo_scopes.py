@@ -89,6 +89,24 @@ def test_it_undoes_everything_an_agent_version_did_in_a_time_window(support, wor
     assert statuses([before, inside, late, other_version]) == ["closed", "open", "closed", "closed"]
 
 
+def test_a_window_within_one_minute_reads_to_the_second(run_agent, workflow, tickets, run_of_three):
+    _, changes = run_of_three
+    minute = (timezone.localtime() - dt.timedelta(days=1)).replace(second=0, microsecond=0)
+    for change in changes:
+        _backdate(change, minute + dt.timedelta(seconds=30))
+
+    target = undo_scopes.for_agent(
+        name="triage-bot",
+        version="2.3",
+        since=minute + dt.timedelta(seconds=10),
+        until=minute + dt.timedelta(seconds=50),
+    )
+
+    assert target.description == (
+        f"everything triage-bot v2.3 did between {minute:%Y-%m-%d %H:%M}:10 and {minute:%Y-%m-%d %H:%M}:50"
+    )
+
+
 def test_every_version_of_an_agent(support, workflow):
     bot_23 = make_agent(workflow, name="refund-bot", version="2.3")[0]
     bot_24 = make_agent(workflow, name="refund-bot", version="2.4")[0]
