@@ -107,7 +107,7 @@ def undo_run(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
             messages.success(request, capfirst(f"{undo}: {undo.get_status_display()}."))
             if rejected is not None:
                 _say_what_was_rejected(request, rejected)
-            if undo.is_finished and (undo.conflicts_left or undo.skipped_count):
+            if undo_services.runs_in_request(undo) and (undo.conflicts_left or undo.skipped_count):
                 return redirect(undo.get_absolute_url())  # it lists what stayed, and why
             return redirect(back)
         preview = undo_preview.preview_undo(scope=target.scope, description=target.description)

@@ -179,9 +179,14 @@ def restore_scope(*, record_type: str, record_id: int, history_id: int, upto_his
     )
 
 
+def runs_in_request(undo: Undo) -> bool:
+    """Small undos run at once, in the request that asks; larger ones on a worker."""
+    return undo.total <= settings.UNDO_INLINE_MAX_RECORDS
+
+
 def start_undo(undo: Undo) -> None:
     """Small undos run now, in the request; larger ones on a worker, once the undo is committed."""
-    if undo.total <= settings.UNDO_INLINE_MAX_RECORDS:
+    if runs_in_request(undo):
         execute_undo(undo_id=undo.pk)
     else:
         transaction.on_commit(partial(enqueue_undo, undo.pk))
