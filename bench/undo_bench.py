@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import secrets
 import statistics
@@ -259,7 +260,9 @@ def _one_undo(client, run_id: int) -> dict:
     preview = client.get(f"/runs/{run_id}/undo")
     assert preview.status_code == 200, preview.content[:2000]
     preview_s = time.perf_counter() - started
-    response = client.post(f"/runs/{run_id}/undo")
+    # Confirm as the page's form does: with the preview's hidden fields (what it showed).
+    hidden = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', preview.content.decode())
+    response = client.post(f"/runs/{run_id}/undo", dict(hidden))
     assert response.status_code == 302, response.content[:2000]
     while True:
         page = client.get(f"/runs/{run_id}/").content.decode()
