@@ -55,7 +55,8 @@ class Preview:
     cannot: int = 0
     creates: int = 0  # records the scope created, to soft-delete
     skipped: int = 0  # records the owner chose to leave as they are
-    # Per record type, the newest history id before planning: a force stops there.
+    # Per record type, the newest history id before planning: what the preview showed. The
+    # confirm form sends it back; the undo reaches no later write, and forces over none.
     seen: dict[str, int] = field(default_factory=dict)
     items: list[PreviewItem] = field(default_factory=list)
     conflict_items: list[PreviewItem] = field(default_factory=list)

@@ -36,8 +36,7 @@ def who_wrote(
     `run_names` (run id → the agent's name for it) names the run as its page does.
     """
     if undo_id:
-        kind = (undo_kinds or {}).get(undo_id, "undo")
-        return f"{kind} #{undo_id} by {username or 'someone'}"
+        return f"{undo_name(undo_id, undo_kinds or {})} by {username or 'someone'}"
     if agent_label or change_id:
         text = f"agent {agent_label or '?'}"
         if run_id or change_id:
@@ -174,12 +173,17 @@ def timeline(rtype: registry.RecordType, record_id: int, *, page: int | str = 1,
                 change_url=links.url_for("change", row["cs_change_id"]),
                 run_url=links.url_for("run", row["cs_run_id"]),
                 undo_url=reverse("undo_detail", args=[row["cs_undo_id"]]) if row["cs_undo_id"] else "",
-                undo_label=f"{kinds.get(row['cs_undo_id'], 'undo')} #{row['cs_undo_id']}" if row["cs_undo_id"] else "",
+                undo_label=undo_name(row["cs_undo_id"], kinds) if row["cs_undo_id"] else "",
                 is_latest=row["history_id"] == latest_id,
             )
         )
     result.object_list = versions
     return result
+
+
+def undo_name(undo_id: int, kinds: dict[int, str]) -> str:
+    """'redo #7': an undo named for its kind (from `undo_kinds`)."""
+    return f"{kinds.get(undo_id, 'undo')} #{undo_id}"
 
 
 def undo_kinds(undo_ids) -> dict[int, str]:

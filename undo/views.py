@@ -60,11 +60,10 @@ def record_choices(data) -> dict:
     would go back may be ticked `skip`; `seen-<type>` is a hidden field. Anything else is ignored.
     """
     forced, skipped = set(), {k for k in data.getlist("skip") if _RECORD_KEY.fullmatch(k)}
-    seen = {}
+    seen, record_types = {}, {t.name for t in registry.all_record_types()}
     for name, value in data.items():
         if name.startswith("seen-") and value.isascii() and value.isdigit() and len(value) <= 18:
-            record_type = name.removeprefix("seen-")
-            if record_type in {t.name for t in registry.all_record_types()}:
+            if (record_type := name.removeprefix("seen-")) in record_types:
                 seen[record_type] = int(value)
         key = name.removeprefix("on-")
         if key != name and _RECORD_KEY.fullmatch(key):
