@@ -63,8 +63,8 @@ def dry_run(*, workflow: Workflow | None, rules: list[dict], limit: int = LIMIT,
     shifts: dict[tuple[str, str], Shift] = {}
     for change, attributes in zip(changes, attributes_by_change(changes), strict=True):
         routing = decide(active_for(change), change, facts_of(change, attributes))
-        before = (change.decision, change.review_group, change.approvals_required)
-        after = (routing.decision, routing.review_group, routing.approvals_required)
+        before = _routed(change.decision, change.review_group, change.approvals_required)
+        after = _routed(routing.decision, routing.review_group, routing.approvals_required)
         if before == after:
             continue
         key = (_word(change.decision), _word(routing.decision, same=change.decision == routing.decision))
@@ -89,6 +89,12 @@ def _active_rules(workflow: Workflow | None, draft, changes: list[Change]):
     by_workflow = {rs.workflow_id: ActiveRules(rs, None, compiled(rs) + draft) for rs in RuleSet.objects.filter(wanted)}
     bare = ActiveRules(None, None, draft)
     return lambda change: by_workflow.get(change.workflow_id, bare)
+
+
+def _routed(decision: str, group: str, approvals: int) -> tuple[str, str, int]:
+    # Only a review has reviewers: a change sent to a group for another reason (a conflict goes
+    # back to its record's owners) was still routed to auto-apply, and that is what is compared.
+    return (decision, group, approvals) if decision == REVIEW else (decision, "", 0)
 
 
 def _word(decision: str, *, same: bool = False) -> str:

@@ -142,3 +142,17 @@ def test_it_replays_the_proposals_of_every_agent(api, workflow):
     propose(api, make_tickets(1), [0.1])
     propose(ApiClient(token), make_tickets(1), [0.1], run="r-2")
     assert dry_run(workflow=workflow, rules=[]).changed == 2
+
+
+def test_a_change_that_went_to_conflict_is_no_change_of_outcome(api, workflow):
+    # An auto-applied change whose record moved meanwhile goes to conflict, and to its owners'
+    # review group; the rules still auto-apply it, so the same rules change nothing.
+    from approvals import services
+
+    (ticket,) = make_tickets(1)
+    propose(api, [ticket], [0.1])
+    ticket.tags = "vip"
+    ticket.save()
+    assert services.apply_changes(change_ids=list(Change.objects.values_list("pk", flat=True)))["conflict"] == 1
+    result = dry_run(workflow=workflow, rules=workflow.rule_sets.get().rules)
+    assert (result.replayed, result.changed, result.shifts) == (1, 0, [])
