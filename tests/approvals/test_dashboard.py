@@ -43,4 +43,4 @@ def test_it_counts_each_workflow_apart(client, operator, api, agent):
     )
     page = response.content.decode()
     assert '<a href="/review/?workflow=ticket-triage">2</a>' in page
-    assert '<span class="badge paused">paused</span>' in page
+    assert '<span class="badge state-paused">paused</span>' in page
