@@ -10,8 +10,10 @@ from django.db import models
 
 from undo import registry
 
-from .models import RISK_BANDS, Agent, Change, Workflow
+from .models import RISK_BANDS, Agent, Change, Run, Workflow
 from .queue import AGE_LABELS, Alike, Cursor, QueueFilter
+
+RUN_NUMBER = "Not a run number: open a run's changes from its page."
 
 
 class QueueFilterForm(forms.Form):
@@ -26,8 +28,15 @@ class QueueFilterForm(forms.Form):
     size = forms.IntegerField(required=False, min_value=5, max_value=100, widget=forms.HiddenInput)
     after = forms.CharField(required=False, max_length=80, widget=forms.HiddenInput)
     before = forms.CharField(required=False, max_length=80, widget=forms.HiddenInput)
-    # One alike group ("open the list"): run + record type + operation + values.
-    run = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    # One run's changes (the run page links here); with record type, operation and values,
+    # one alike group of it ("open the list").
+    run = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=2**63 - 1,
+        widget=forms.HiddenInput,
+        error_messages={key: RUN_NUMBER for key in ("invalid", "min_value", "max_value")},
+    )
     operation = forms.ChoiceField(
         choices=[("", "")] + Change.Operation.choices, required=False, widget=forms.HiddenInput
     )
@@ -52,6 +61,15 @@ class QueueFilterForm(forms.Form):
         except ValueError:
             raise forms.ValidationError("Not a position in the queue; start from the first page.") from None
 
+    def clean_run(self) -> Run | None:
+        pk = self.cleaned_data["run"]
+        if pk is None:
+            return None
+        run = Run.objects.select_related("workflow", "agent").filter(pk=pk).first()
+        if run is None:
+            raise forms.ValidationError(f"There is no run {pk}.")
+        return run
+
     def clean_values(self):
         text = self.cleaned_data["values"]
         if not text:
@@ -66,13 +84,15 @@ class QueueFilterForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        if "run" not in data:
+            return data  # the run's own error says what is wrong
         alike = [data.get("run"), data.get("record_type"), data.get("operation"), data.get("values")]
-        if any(v not in (None, "") for v in (data.get("run"), data.get("operation"), data.get("values"))):
+        if any(v not in (None, "") for v in (data.get("operation"), data.get("values"))):
             if any(v in (None, "") for v in alike):
                 raise forms.ValidationError(
                     "A group of alike changes needs its run, record type, operation and values."
                 )
-            data["alike"] = Alike(data["run"], data["record_type"], data["operation"], json.dumps(data["values"]))
+            data["alike"] = Alike(data["run"].pk, data["record_type"], data["operation"], json.dumps(data["values"]))
         return data
 
     def queue_filter(self) -> QueueFilter:
@@ -84,6 +104,7 @@ class QueueFilterForm(forms.Form):
             risk=data.get("risk") or "",
             age=data.get("age") or "",
             queue=data.get("queue") or "",
+            run=data.get("run"),
             alike=data.get("alike"),
         )
 

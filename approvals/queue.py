@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from undo import registry
 
-from .models import RISK_BANDS, WAITING, Agent, Approval, Change, ChangeTarget, Workflow
+from .models import RISK_BANDS, WAITING, Agent, Approval, Change, ChangeTarget, Run, Workflow
 from .services import can_review, reviewer_groups
 
 # Members of these groups see every queue (operators watch; only reviewers also decide).
@@ -134,6 +134,7 @@ class QueueFilter:
     risk: str = ""
     age: str = ""
     queue: str = ""
+    run: Run | None = None
     alike: Alike | None = None
 
     def apply(self, queryset: QuerySet[Change], *, now=None) -> QuerySet[Change]:
@@ -151,6 +152,8 @@ class QueueFilter:
             queryset = queryset.filter(created_at__lte=(now or timezone.now()) - AGES[self.age])
         if self.queue:
             queryset = queryset.filter(review_group=self.queue)
+        if self.run:
+            queryset = queryset.filter(run=self.run)
         if self.alike:
             queryset = queryset.filter(self.alike.matches())
         return queryset

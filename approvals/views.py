@@ -21,7 +21,7 @@ from undo.views import record_choices, refused
 
 from . import queue, selectors, undo_scopes
 from .forms_undo import AgentWindowForm
-from .models import Change, Run
+from .models import WAITING, Change, Run
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -67,9 +67,11 @@ def run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
         show = ""
     page = Paginator(selectors.run_changes(run, show=show), 50).get_page(request.GET.get("page"))
     record_types = undo_scopes.record_types_of_run(run)
+    counts = selectors.run_counts(run)
     context = {
         "run": run,
-        "counts": selectors.run_counts(run),
+        "counts": counts,
+        "waiting_review": sum(c.n for c in counts if c.status in WAITING),
         "filters": selectors.RUN_FILTERS,
         "show": show,
         "page": page,

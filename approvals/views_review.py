@@ -67,6 +67,7 @@ def _render_queue(request, params: QueryDict, template: str, status: int = 200) 
         "next_url": page and page.next_cursor and _url(params, after=page.next_cursor, before=None),
         "prev_url": page and page.prev_cursor and _url(params, before=page.prev_cursor, after=None),
         "all_queues_url": _url(params, queue=None, after=None, before=None),
+        "all_runs_url": _url(params, run=None, after=None, before=None),
         "sees_all": queue.sees_all_queues(request.user),
     }
     if context["alike"] and page.items:
