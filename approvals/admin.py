@@ -3,12 +3,31 @@ from django.db import models
 
 from undo.admin import ReadOnlyAdmin
 
+from .lifecycle import Actor
 from .models import Agent, Approval, CallbackDelivery, Change, Event, RuleSet, Run, Workflow
+from .workflows import resume_workflow
 
 
 @admin.register(Workflow)
 class WorkflowAdmin(admin.ModelAdmin):
     list_display = ("name", "title", "state", "owner", "review_wait_threshold")
+    actions = ["resume_workflows"]
+
+    @admin.action(description="Resume the selected workflows (what they held is routed again)")
+    def resume_workflows(self, request, queryset):
+        for workflow in queryset:
+            outcome = resume_workflow(workflow=workflow, actor=Actor.person(request.user))
+            messages.success(request, f"Resumed {workflow.name}. {outcome.sentence()}")
+
+    def save_model(self, request, obj, form, change):
+        # Setting a paused workflow running is a resume: its held changes must be routed again.
+        resuming = change and "state" in form.changed_data and obj.state == Workflow.State.RUNNING
+        if resuming:
+            obj.state = Workflow.State.PAUSED
+        super().save_model(request, obj, form, change)
+        if resuming:
+            outcome = resume_workflow(workflow=obj, actor=Actor.person(request.user))
+            messages.success(request, f"Resumed {obj.name}. {outcome.sentence()}")
 
 
 @admin.register(Agent)

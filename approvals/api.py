@@ -161,7 +161,7 @@ def change_out(change: Change, run: Run, request) -> dict:
         "status": change.status,
         "status_label": Change.Status(change.status).label,
         "decision": change.decision,
-        "explanation": change.decision_explanation,
+        "explanation": change.explanation,
         "matched_rules": change.matched_rules,
         "rule_set_version": change.rule_set.version if change.rule_set_id else None,
         "default_rule_set_version": change.default_rule_set.version if change.default_rule_set_id else None,

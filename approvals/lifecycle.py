@@ -25,7 +25,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     S.AUTO_APPROVED: frozenset({S.QUEUED, S.HELD}),
     S.PENDING_REVIEW: frozenset({S.APPROVED, S.REJECTED}),
     S.APPROVED: frozenset({S.QUEUED, S.HELD}),
-    S.HELD: frozenset({S.QUEUED}),
+    # Resuming the workflow routes a held change again: a person's approval stands (queued);
+    # one the rules approved goes where the rules send it now.
+    S.HELD: frozenset({S.QUEUED, S.PENDING_REVIEW, S.REFUSED}),
     S.QUEUED: frozenset({S.APPLYING, S.HELD}),
     S.APPLYING: frozenset({S.APPLIED, S.FAILED, S.CONFLICT, S.QUEUED}),
     # A conflict goes back to a person: approve again (on the record as it is now) or reject.

@@ -291,6 +291,18 @@ class Change(models.Model):
     def is_edited(self) -> bool:
         return self.edited_values is not None
 
+    @property
+    def explanation(self) -> str:
+        """Why the change is where it is, in plain words: the rules' decision, and for a held
+        change first that its workflow is paused and what resuming it will do."""
+        if self.status != self.Status.HELD:
+            return self.decision_explanation
+        if self.approver_id:
+            after = "When it is resumed, the change is queued and a worker applies it: a person approved it."
+        else:
+            after = "When it is resumed, the rules route it again: it is applied, sent to review or refused."
+        return f"Held: the workflow {self.workflow.name} is paused. {after} The rules said: {self.decision_explanation}"
+
     def values_to_apply(self) -> dict:
         """What a worker writes: the reviewer's correction if there is one, else the agent's proposal."""
         return self.edited_values if self.edited_values is not None else self.values

@@ -1,0 +1,113 @@
+"""Workflows' state: resuming a paused workflow routes what it held again.
+
+The admin calls it today; the kill switch (pause and resume from the dashboard)
+calls the same service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import lifecycle, rules
+from .lifecycle import Actor
+from .models import Change, Event, Workflow
+
+S = Change.Status
+D = Change.Decision
+
+# Where a held change goes when the rules route it again.
+_AFTER_HOLD = {D.AUTO_APPLY: S.QUEUED, D.REVIEW: S.PENDING_REVIEW, D.REFUSE: S.REFUSED}
+
+
+@dataclass
+class Resumed:
+    """What resuming did with the changes the workflow held, by where they went."""
+
+    queued: list[int] = field(default_factory=list)
+    to_review: list[int] = field(default_factory=list)
+    refused: list[int] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return len(self.queued) + len(self.to_review) + len(self.refused)
+
+    def sentence(self) -> str:
+        """ "3 held changes routed again: 2 queued, 1 sent to review" """
+        if not self.total:
+            return "No change was held."
+        parts = [
+            f"{len(ids)} {what}"
+            for ids, what in ((self.queued, "queued"), (self.to_review, "sent to review"), (self.refused, "refused"))
+            if ids
+        ]
+        return f"{self.total} held change{'s' if self.total != 1 else ''} routed again: {', '.join(parts)}."
+
+
+def resume_workflow(*, workflow: Workflow, actor: Actor) -> Resumed:
+    """Set `workflow` running and route each change it held again: a change a person approved is
+    queued; one the rules approved goes where the current rules send it (queued, review or refused)."""
+    from .services import enqueue_apply
+
+    outcome = Resumed()
+    with transaction.atomic():
+        Workflow.objects.filter(pk=workflow.pk).update(state=Workflow.State.RUNNING)
+        workflow.state = Workflow.State.RUNNING
+        held = list(
+            Change.objects.filter(workflow=workflow, status=S.HELD)
+            .select_related("agent", "workflow", "approver")
+            .order_by("id")
+        )
+        by_rules = [c for c in held if not c.approver_id]
+        routings = dict(zip((c.pk for c in by_rules), _route(workflow, by_rules), strict=True))
+        now = timezone.now()
+        for change in held:
+            if change.approver_id:
+                reason = f"The workflow was resumed; approved by {change.approver.get_username()}, it is queued."
+                lifecycle.transition(change, S.QUEUED, actor=actor, reason=reason, enqueued_at=now)
+                outcome.queued.append(change.pk)
+                continue
+            routing = routings[change.pk]
+            to = _AFTER_HOLD[routing.decision]
+            lifecycle.transition(
+                change,
+                to,
+                actor=actor,
+                reason=f"The workflow was resumed; routed again by the rules. {routing.explanation}",
+                decision=routing.decision,
+                review_group=routing.review_group,
+                approvals_required=routing.approvals_required,
+                decision_explanation=routing.explanation,
+                matched_rules=routing.matched,
+                rule_set=routing.rule_set,
+                default_rule_set=routing.defaults,
+                enqueued_at=now if to == S.QUEUED else None,
+            )
+            {S.QUEUED: outcome.queued, S.PENDING_REVIEW: outcome.to_review, S.REFUSED: outcome.refused}[to].append(
+                change.pk
+            )
+        Event.objects.create(
+            kind=Event.Kind.WORKFLOW,
+            workflow=workflow,
+            actor=actor.user,
+            actor_label=actor.label,
+            message=f"{actor.label}: resumed workflow {workflow.name}. {outcome.sentence()}",
+            details={"queued": outcome.queued, "to_review": outcome.to_review, "refused": outcome.refused},
+        )
+        if outcome.queued:
+            transaction.on_commit(partial(enqueue_apply, sorted(outcome.queued)))
+    return outcome
+
+
+def _route(workflow: Workflow, changes: list[Change]) -> list[rules.Routing]:
+    """The current rules' routing of each change, read once for all of them."""
+    if not changes:
+        return []
+    active = rules.current_rules(workflow)
+    return [
+        rules.route(change, workflow, attributes=attributes, active=active)
+        for change, attributes in zip(changes, rules.attributes_by_change(changes), strict=True)
+    ]
