@@ -201,6 +201,7 @@ class Group:
     count: int
     first: QueueItem
     sentence: str
+    can_decide: bool  # some of them wait in a queue the user reviews
 
 
 def review_items(changes: list[Change], *, user) -> list[QueueItem]:
@@ -355,7 +356,7 @@ def review_page(
         page = rows[:size]
     items = review_items(page, user=user)
     return QueuePage(
-        rows=items if filters.alike else _group(items, visible),
+        rows=items if filters.alike else _group(items, visible, user=user),
         items=items,
         next_cursor=Cursor.of(page[-1]).encode() if page and more_after else None,
         prev_cursor=Cursor.of(page[0]).encode() if page and more_before else None,
@@ -364,19 +365,33 @@ def review_page(
     )
 
 
-def _group(items: list[QueueItem], visible: QuerySet[Change]) -> list[QueueItem | Group]:
+def reviewable(user) -> Q | None:
+    """The changes `user` may decide, as a condition on their review group (None: every one);
+    the same answer as `services.can_review`, for a whole query at once."""
+    if not user.is_active:
+        return Q(pk__in=[])
+    if user.is_superuser or "reviewers" in reviewer_groups(user):
+        return None
+    return Q(review_group__in=sorted(reviewer_groups(user)))
+
+
+def _group(items: list[QueueItem], visible: QuerySet[Change], *, user) -> list[QueueItem | Group]:
     """Fold alike changes on the page into one group row, where its most urgent member stands."""
     runs = {i.change.run_id for i in items if not i.change.is_edited}
     counts: dict[Alike, int] = {}
+    decidable: dict[Alike, int] = {}
     if runs:
+        mine = reviewable(user)
         alike = (
             visible.filter(run_id__in=runs, edited_values__isnull=True)
             .values_list("run_id", "record_type", "operation", "values")
-            .annotate(n=Count("*"))
+            .annotate(n=Count("*"), mine=Count("*") if mine is None else Count("pk", filter=mine))
             .filter(n__gte=ALIKE_MIN)
             .order_by()
         )
-        counts = {Alike(r, t, o, json.dumps(v)): n for r, t, o, v, n in alike}
+        for r, t, o, v, n, m in alike:
+            counts[Alike(r, t, o, json.dumps(v))] = n
+            decidable[Alike(r, t, o, json.dumps(v))] = m
     rows: list[QueueItem | Group] = []
     shown: set[Alike] = set()
     for item in items:
@@ -385,7 +400,8 @@ def _group(items: list[QueueItem], visible: QuerySet[Change]) -> list[QueueItem 
             rows.append(item)
         elif key not in shown:
             shown.add(key)
-            rows.append(Group(key, counts[key], item, describe_group(key, counts[key], item.change.run)))
+            sentence = describe_group(key, counts[key], item.change.run)
+            rows.append(Group(key, counts[key], item, sentence, can_decide=decidable[key] > 0))
     return rows
 
 

@@ -205,6 +205,8 @@ class BulkOutcome:
     decided: list[int] = field(default_factory=list)
     awaiting_more: list[int] = field(default_factory=list)
     skipped: dict[int, str] = field(default_factory=dict)
+    # Those of `skipped` the person may not decide at all (the rest moved on meanwhile).
+    not_allowed: list[int] = field(default_factory=list)
 
 
 def approve_many(*, change_ids: Iterable[int], user) -> BulkOutcome:
@@ -214,7 +216,7 @@ def approve_many(*, change_ids: Iterable[int], user) -> BulkOutcome:
         try:
             change = _approve(change, user, None, queued=queued)
         except (NotAllowed, lifecycle.ChangeMoved, lifecycle.IllegalTransition) as exc:
-            outcome.skipped[change.pk] = str(exc)
+            _skip(outcome, change, exc)
             continue
         (outcome.awaiting_more if change.status in WAITING else outcome.decided).append(change.pk)
     if queued:
@@ -231,10 +233,16 @@ def reject_many(*, change_ids: Iterable[int], user, reason: str) -> BulkOutcome:
         try:
             reject_change(change=change, user=user, reason=reason)
         except (NotAllowed, lifecycle.ChangeMoved, lifecycle.IllegalTransition) as exc:
-            outcome.skipped[change.pk] = str(exc)
+            _skip(outcome, change, exc)
             continue
         outcome.decided.append(change.pk)
     return outcome
+
+
+def _skip(outcome: BulkOutcome, change: Change, exc: Exception) -> None:
+    outcome.skipped[change.pk] = str(exc)
+    if isinstance(exc, NotAllowed):
+        outcome.not_allowed.append(change.pk)
 
 
 def _current_expected(change: Change) -> dict:

@@ -23,7 +23,7 @@ from django_htmx.middleware import HtmxDetails
 from . import queue, services
 from .forms_review import BulkForm, EditValuesForm, QueueFilterForm, RejectForm
 from .lifecycle import ChangeMoved, IllegalTransition
-from .models import Change
+from .models import WAITING, Change
 
 BULK_LIMIT = 1000
 
@@ -73,6 +73,7 @@ def _render_queue(request, params: QueryDict, template: str, status: int = 200) 
     if context["alike"] and page.items:
         context["alike_sentence"] = queue.describe_group(context["alike"], page.matching, page.items[0].change.run)
         context["alike_query"] = context["alike"].query
+        context["alike_decidable"] = any(i.can_decide for i in page.items)
     return render(request, template, context, status=status)
 
 
@@ -235,12 +236,15 @@ def alike(request: HtmxHttpRequest) -> HttpResponse:
     changes = queue.alike_changes(user=request.user, alike=group, limit=BULK_LIMIT)
     items = queue.review_items(changes, user=request.user)
     decidable = [i for i in items if i.can_decide]
+    refusal = _why_not_yours(request.user, group, items) if not decidable else None
     context = {
         "action": action,
         "items": decidable,
+        "refusal": refusal and refusal[0],
         "shown": decidable[:20],
         "hidden": max(len(decidable) - 20, 0),
-        "left_out": len(items) - len(decidable),
+        "approved_already": sum(1 for i in items if i.approved_by_me),
+        "not_yours": sum(1 for i in items if not i.approved_by_me and not i.can_decide),
         "more_approvals": sum(1 for i in decidable if len(i.approvals) + 1 < i.approvals_needed),
         "sentence": queue.describe_group(group, len(decidable), changes[0].run) if changes else "",
         "ids": ",".join(str(i.change.pk) for i in decidable),
@@ -249,12 +253,28 @@ def alike(request: HtmxHttpRequest) -> HttpResponse:
         "bulk_form": BulkForm(initial={"action": action}),
     }
     template = "approvals/alike_confirm.html#confirm" if request.htmx else "approvals/alike_confirm.html"
-    return render(request, template, context)
+    return render(request, template, context, status=refusal[1] if refusal else 200)
+
+
+def _why_not_yours(user, group: queue.Alike, items: list[queue.QueueItem]) -> tuple[str, int]:
+    """Why none of an alike group is the user's to decide, and the status that says so."""
+    if not items:
+        if Change.objects.filter(group.matches(), status__in=WAITING).exists():
+            return "None of these changes is in your queues: you are not in the group that reviews them.", 403
+        return "Nothing in this group waits any more: it was decided meanwhile.", 409
+    if all(i.approved_by_me for i in items):
+        return "You already approved each of them; they wait for another reviewer.", 403
+    groups = sorted({i.change.review_group or "reviewers" for i in items if not services.can_review(user, i.change)})
+    text = f"You are not in the {' or '.join(groups)} group that reviews these changes"
+    if any(i.approved_by_me for i in items):
+        text += "; those you may review, you already approved"
+    return text + ".", 403
 
 
 def _bulk(request: HtmxHttpRequest) -> HttpResponse:
     form = BulkForm(request.POST)
     next_url = _safe_next(request, request.POST.get("next", ""))
+    outcome = None
     if not form.is_valid():
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
     elif form.cleaned_data["action"] == "approve":
@@ -266,7 +286,10 @@ def _bulk(request: HtmxHttpRequest) -> HttpResponse:
         )
         _bulk_message(request, outcome, "Rejected")
     if request.htmx:
-        return _render_queue(request, QueryDict(urlsplit(next_url).query), "approvals/review.html#queue")
+        # Refused outright (not one of them was the person's to decide): 403, the queue says why.
+        refused = outcome is not None and outcome.not_allowed and not (outcome.decided or outcome.awaiting_more)
+        query = QueryDict(urlsplit(next_url).query)
+        return _render_queue(request, query, "approvals/review.html#queue", status=403 if refused else 200)
     return redirect(next_url)
 
 
@@ -274,8 +297,13 @@ def _bulk_message(request, outcome: services.BulkOutcome, done: str) -> None:
     parts = [f"{done} {len(outcome.decided)} change{'s' if len(outcome.decided) != 1 else ''}."]
     if outcome.awaiting_more:
         parts.append(f"{len(outcome.awaiting_more)} got your approval and wait for another reviewer.")
-    if outcome.skipped:
-        parts.append(f"{len(outcome.skipped)} left as they were (decided by someone else meanwhile, or not yours).")
+    moved = len(outcome.skipped) - len(outcome.not_allowed)
+    if moved:
+        parts.append(f"{moved} left as they were: someone else decided {'it' if moved == 1 else 'them'} meanwhile.")
+    if outcome.not_allowed:
+        # The reasons, once each ("You are not in the support group that reviews this change.").
+        reasons = dict.fromkeys(outcome.skipped[pk] for pk in outcome.not_allowed)
+        parts.append(f"{len(outcome.not_allowed)} not decided: {' '.join(reasons)}")
     (messages.warning if outcome.skipped else messages.success)(request, " ".join(parts))
 
 

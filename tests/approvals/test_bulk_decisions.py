@@ -138,7 +138,7 @@ def test_with_htmx_the_queue_is_answered_in_place(client, support, resolutions):
 def test_an_outsider_decides_nothing(client, outsider, resolutions):
     client.force_login(outsider)
     page = client.get("/review/alike?" + group_query(resolutions[0], action="approve")).content.decode()
-    assert "Nothing in this group is yours to decide" in page
+    assert "None of these changes is in your queues" in page
     ids = ",".join(str(c.pk) for c in resolutions)
     client.post("/review/alike", {"ids": ids, "action": "approve"})
     assert not Approval.objects.exists()
