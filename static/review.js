@@ -19,8 +19,11 @@
     return Array.prototype.slice.call(document.querySelectorAll("[data-queue-item]"));
   }
 
+  // The selected item, only while it is on the page and shown as selected: an item replaced by
+  // another (a group by its confirmation) takes the selection with it.
   function current() {
-    return (currentId && document.getElementById(currentId)) || null;
+    var el = currentId && document.getElementById(currentId);
+    return el && el.hasAttribute("data-queue-item") && el.classList.contains("current") ? el : null;
   }
 
   function select(el) {
@@ -39,10 +42,10 @@
     select(list[index < 0 ? 0 : Math.min(Math.max(index + step, 0), list.length - 1)]);
   }
 
+  // A shortcut acts on the item visibly selected, and on nothing when none is (never on the first).
   function act(names) {
-    var el = current() || items()[0];
+    var el = current();
     if (!el) return;
-    select(el);
     for (var i = 0; i < names.length; i++) {
       var target = el.querySelector('[data-action="' + names[i] + '"]');
       if (!target) continue;
@@ -59,24 +62,31 @@
     e: function () { act(["edit"]); }
   };
 
+  function typing(el) {
+    return !!(el && el.closest && el.closest("input, textarea, select, [contenteditable=''], [contenteditable=true]"));
+  }
+
   document.addEventListener("keydown", function (event) {
-    if (event.ctrlKey || event.metaKey || event.altKey) return;
-    var el = event.target;
-    if (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT" || el.isContentEditable) {
-      if (event.key === "Escape") el.blur();
+    if (event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return;
+    // Typing in a field is text, never a shortcut.
+    if (typing(event.target) || typing(document.activeElement)) {
+      if (event.key === "Escape") document.activeElement.blur();
       return;
     }
     var handler = keys[event.key];
-    if (handler) {
-      event.preventDefault();
-      handler();
-    }
+    if (!handler) return;
+    event.preventDefault();
+    // Holding a key down moves on; it never decides again and again.
+    if (event.repeat && event.key !== "j" && event.key !== "k") return;
+    handler();
   });
 
-  // A swapped card is a new element with the same id: it stays the current one.
+  // A swapped card is a new element with the same id: it stays the current one. An item replaced
+  // by another (a group by its confirmation) leaves nothing selected.
   document.addEventListener("htmx:afterSettle", function () {
-    var el = current();
-    if (el) el.classList.add("current");
+    var el = currentId && document.getElementById(currentId);
+    if (el && el.hasAttribute("data-queue-item")) el.classList.add("current");
+    else currentId = null;
   });
 
   document.addEventListener("click", function (event) {
