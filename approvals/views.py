@@ -58,6 +58,9 @@ def change_detail(request: HtmxHttpRequest, change_id: int) -> HttpResponse:
     return render(request, "approvals/change_detail.html", context)
 
 
+RUN_FIRST_SCREEN = 10
+
+
 @require_GET
 @login_required
 def run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
@@ -65,7 +68,10 @@ def run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
     show = request.GET.get("show", "")
     if show not in selectors.RUN_FILTERS:
         show = ""
-    page = Paginator(selectors.run_changes(run, show=show), 50).get_page(request.GET.get("page"))
+    changes = selectors.run_changes(run, show=show)
+    # A first screen of changes; the whole list, 50 a page, on demand.
+    show_all = request.GET.get("all") == "1"
+    page = Paginator(changes, 50 if show_all else RUN_FIRST_SCREEN).get_page(request.GET.get("page") if show_all else 1)
     record_types = undo_scopes.record_types_of_run(run)
     counts = selectors.run_counts(run)
     context = {
@@ -75,6 +81,7 @@ def run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
         "filters": selectors.RUN_FILTERS,
         "show": show,
         "page": page,
+        "show_all": show_all,
         "changes": selectors.describe(list(page)),
         "record_types": record_types,
         "can_undo": bool(record_types) and undo_services.may_undo(request.user, record_types),

@@ -215,7 +215,7 @@ CALLBACK_TIMEOUT_SECONDS = envint("CALLBACK_TIMEOUT_SECONDS", "5")
 CALLBACK_RESEND_AFTER_SECONDS = envint("CALLBACK_RESEND_AFTER_SECONDS", "60")
 
 # The review queue: items per page (a reviewer may ask for 5–100).
-REVIEW_PAGE_SIZE = envint("REVIEW_PAGE_SIZE", "25")
+REVIEW_PAGE_SIZE = envint("REVIEW_PAGE_SIZE", "10")
 # Undo: records planned and written per transaction (whole changes only); undos of
 # at most this many records run in the request, larger ones on a worker.
 UNDO_BATCH_SIZE = envint("UNDO_BATCH_SIZE", "5000")

@@ -148,7 +148,7 @@ def test_counts_per_queue_and_matching(client, reviewer, queue, api):
 
 def test_an_operator_sees_every_queue_but_decides_nothing(client, operator, queue):
     client.force_login(operator)
-    page = client.get("/review/").content.decode()
+    page = client.get("/review/?size=25").content.decode()
     assert len(ids_on(page)) == 12
     assert 'data-action="approve"' not in page and "Waits for the support group." in page
 
