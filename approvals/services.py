@@ -64,7 +64,8 @@ def can_review(user, change: Change) -> bool:
     return change.review_group in groups or "reviewers" in groups
 
 
-def _check_reviewable(user, change: Change) -> None:
+def check_reviewable(user, change: Change) -> None:
+    """Raise NotAllowed (saying why) when the person may not decide `change`, ChangeMoved when it no longer waits."""
     if not can_review(user, change):
         raise NotAllowed(f"You are not in the {change.review_group or 'reviewers'} group that reviews this change.")
     if change.status not in WAITING:
@@ -90,7 +91,7 @@ def _approve(change: Change, user, values: dict | None, queued: list[int] | None
     try:
         with transaction.atomic():
             change = _locked(change)
-            _check_reviewable(user, change)
+            check_reviewable(user, change)
             actor = Actor.person(user)
             edited = _edit(change, user, values) if values is not None else None
             count = _record_approval(change, user, edited)
@@ -182,7 +183,7 @@ def reject_change(*, change: Change, user, reason: str) -> Change:
     reason = reason.strip()
     with transaction.atomic():
         change = _locked(change)
-        _check_reviewable(user, change)
+        check_reviewable(user, change)
         if not reason:
             raise NotAllowed("Say why you reject the change: the agent reads the reason.")
         lifecycle.transition(

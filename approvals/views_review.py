@@ -123,6 +123,12 @@ def edit(request: HtmxHttpRequest, change_id: int) -> HttpResponse:
         return _back(request, change)
     form = EditValuesForm(request.POST if request.method == "POST" else None, change=change)
     if request.method == "GET":
+        try:
+            services.check_reviewable(request.user, change)
+        except services.NotAllowed as exc:
+            return _edit_page(request, change, None, status=403, notice=str(exc))
+        except ChangeMoved:
+            return _edit_page(request, change, None, status=409, notice=_moved_message(change))
         return _edit_page(request, change, form, status=200)
     if form.is_valid():
         values = form.proposed_values()
@@ -140,11 +146,13 @@ def edit(request: HtmxHttpRequest, change_id: int) -> HttpResponse:
     return _edit_page(request, change, form, status=422)
 
 
-def _edit_page(request, change: Change, form: EditValuesForm, *, status: int) -> HttpResponse:
+def _edit_page(request, change: Change, form: EditValuesForm | None, *, status: int, notice: str = "") -> HttpResponse:
+    level = "warning" if notice else ""
     if request.htmx:
-        return _item(request, change, status=status, edit_form=form)
+        return _item(request, change, status=status, edit_form=form, notice=notice, level=level)
     item = queue.review_items([_fresh(change)], user=request.user)[0]
-    return render(request, "approvals/change_edit.html", {"item": item, "edit_form": form}, status=status)
+    context = {"item": item, "edit_form": form, "notice": notice, "level": level}
+    return render(request, "approvals/change_edit.html", context, status=status)
 
 
 def _decide(request, change: Change, decide) -> HttpResponse:

@@ -59,3 +59,12 @@ def test_a_group_decided_meanwhile_says_so(client, support, reviewer, resolution
     response = client.get("/review/alike?" + group_query(resolutions[0], action="approve"))
     assert response.status_code == 409
     assert "Nothing in this group waits any more: it was decided meanwhile" in response.content.decode()
+
+
+def test_an_operator_opening_the_correction_form_is_told_why_not(client, operator, resolutions):  # noqa: F811
+    client.force_login(operator)
+    response = client.get(f"/changes/{resolutions[0].pk}/edit")
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "You are not in the support group that reviews this change." in page
+    assert 'name="status"' not in page  # no form to fill in
