@@ -12,12 +12,14 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
 from django.db.models import Count, Prefetch, prefetch_related_objects
+from django.http import Http404
 from django.shortcuts import get_object_or_404
-from ninja import Field, NinjaAPI, Status
-from ninja.errors import AuthenticationError, ValidationError
+from ninja import Field, Path, Status
+from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt
 
+from .errors import FREE_TEXT, IDENTIFIER, MAX_ID, AgentAPI, BodyError, Error, StrictJSON, error_body, plain_errors
 from .intake import Proposal, ProposalError, propose
 from .models import Agent, Approval, CallbackDelivery, Change, Run, hash_token
 
@@ -30,12 +32,14 @@ class AgentToken(HttpBearer):
         return agent
 
 
-api = NinjaAPI(
+api = AgentAPI(
     title="Countersign agent API",
     version="1",
-    description="Agents propose changes; rules route them; people review; workers apply.",
+    description="Agents propose changes; rules route them; people review; workers apply. "
+    'Every 4xx answer is {"detail": [{"loc": [...], "msg": "..."}]}.',
     auth=AgentToken(),
     urls_namespace="api",
+    parser=StrictJSON(),
 )
 
 
@@ -44,37 +48,40 @@ api = NinjaAPI(
 # reading Django objects) cost ~20% of a 1,000-change batch.
 
 
-class Error(BaseModel):
-    detail: str | list[dict[str, Any]]
-
-
 class RecordIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: StrictInt
+    id: StrictInt = Field(ge=1, le=MAX_ID)
     expected: dict[str, Any] = Field(default_factory=dict, description="Field values the agent saw before proposing")
 
 
 class ChangeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    operation_id: str = Field(min_length=1, max_length=200, description="Idempotency key, unique per agent")
-    record_type: str = Field(min_length=1, max_length=50, examples=["ticket"])
+    operation_id: str = Field(
+        min_length=1, max_length=200, pattern=IDENTIFIER, description="Idempotency key, unique per agent"
+    )
+    record_type: str = Field(min_length=1, max_length=50, pattern=IDENTIFIER, examples=["ticket"])
     operation: Literal["update", "create", "soft_delete"] = "update"
     records: list[RecordIn] = Field(default_factory=list, max_length=1000)
     values: dict[str, Any] = Field(default_factory=dict, description="Proposed field values")
-    risk: StrictFloat = Field(ge=0, le=1)
-    confidence: StrictFloat = Field(ge=0, le=1)
-    reasoning: str = Field(default="", max_length=20000)
+    risk: StrictFloat = Field(ge=0, le=1, allow_inf_nan=False)
+    confidence: StrictFloat = Field(ge=0, le=1, allow_inf_nan=False)
+    reasoning: str = Field(default="", max_length=20000, pattern=FREE_TEXT)
 
 
 class SingleChangeIn(ChangeIn):
-    workflow: str = Field(min_length=1, max_length=100)
-    run: str = Field(min_length=1, max_length=200, description="The agent's run id; the run is created on first use")
+    workflow: str = Field(min_length=1, max_length=100, pattern=IDENTIFIER)
+    run: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=IDENTIFIER,
+        description="The agent's run id; the run is created on first use",
+    )
 
 
 class BatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    workflow: str = Field(min_length=1, max_length=100)
-    run: str = Field(min_length=1, max_length=200)
+    workflow: str = Field(min_length=1, max_length=100, pattern=IDENTIFIER)
+    run: str = Field(min_length=1, max_length=200, pattern=IDENTIFIER)
     changes: list[ChangeIn] = Field(min_length=1, max_length=settings.API_MAX_BATCH)
 
 
@@ -227,7 +234,9 @@ def _with_approvals(changes: list[Change]) -> None:
     prefetch_related_objects(changes, _APPROVALS)
 
 
-ERRORS = {400: Error, 401: Error, 403: Error, 409: Error, 413: Error, 422: Error}
+ERRORS = {400: Error, 401: Error, 403: Error, 409: Error, 413: Error, 415: Error, 422: Error}
+READ_ERRORS = {401: Error, 404: Error, 422: Error}
+ID = {"ge": 1, "le": MAX_ID}
 
 
 # Endpoints -----------------------------------------------------------------------
@@ -267,8 +276,8 @@ def post_batch(request, payload: BatchIn):
     )
 
 
-@api.get("/changes/{change_id}", response={200: ChangeOut, 401: Error, 404: Error}, summary="Read a change")
-def get_change(request, change_id: int):
+@api.get("/changes/{change_id}", response={200: ChangeOut, **READ_ERRORS}, summary="Read a change")
+def get_change(request, change_id: int = Path(..., **ID)):
     """Status, decision and why (the rules that matched, with the values seen), reviewer's reason, links."""
     change = get_object_or_404(
         Change.objects.select_related("run", "approver", "rule_set", "default_rule_set").prefetch_related(_APPROVALS),
@@ -278,8 +287,8 @@ def get_change(request, change_id: int):
     return change_out(change, change.run, request)
 
 
-@api.get("/runs/{run_id}", response={200: RunOut, 401: Error, 404: Error}, summary="Read a run")
-def get_run(request, run_id: int):
+@api.get("/runs/{run_id}", response={200: RunOut, **READ_ERRORS}, summary="Read a run")
+def get_run(request, run_id: int = Path(..., **ID)):
     """The run with its changes counted by status."""
     run = get_object_or_404(Run.objects.select_related("workflow", "agent"), pk=run_id, agent=request.agent)
     return run_out(run, request)
@@ -298,7 +307,11 @@ class CallbackOut(BaseModel):
     deliveries: dict[str, int] = Field(default_factory=dict, description="Deliveries by state")
 
 
-@api.put("/callback", response={200: CallbackOut, 401: Error, 422: Error}, summary="Register a callback URL")
+@api.put(
+    "/callback",
+    response={200: CallbackOut, 400: Error, 401: Error, 413: Error, 415: Error, 422: Error},
+    summary="Register a callback URL",
+)
 def put_callback(request, payload: CallbackIn):
     """Decisions on this agent's changes are POSTed to `url`, signed with the secret returned here (only here).
 
@@ -333,31 +346,47 @@ def delete_callback(request):
 
 
 # Errors --------------------------------------------------------------------------
+# One shape for every 4xx (see approvals.errors).
 
 
 @api.exception_handler(ProposalError)
 def proposal_error(request, exc: ProposalError):
-    return api.create_response(request, {"detail": [{"loc": exc.loc, "msg": exc.message}]}, status=exc.status)
+    return api.create_response(request, error_body(exc.loc, exc.message), status=exc.status)
 
 
 @api.exception_handler(RequestDataTooBig)
 def too_big(request, exc):
     limit = settings.API_MAX_BODY_BYTES
-    return api.create_response(
-        request, {"detail": f"Request body too large (limit {limit} bytes); send fewer changes per batch."}, status=413
-    )
+    message = f"The body is too large (limit {limit} bytes); send fewer changes per batch."
+    return api.create_response(request, error_body(["body"], message), status=413)
 
 
 @api.exception_handler(AuthenticationError)
 def unauthorized(request, exc):
-    response = api.create_response(
-        request, {"detail": "Missing or unknown API token: send 'Authorization: Bearer <token>'."}, status=401
-    )
+    message = "Missing or unknown API token: send 'Authorization: Bearer <token>'."
+    response = api.create_response(request, error_body(["header", "Authorization"], message), status=401)
     response["WWW-Authenticate"] = "Bearer"
     return response
 
 
+@api.exception_handler(HttpError)
+def unreadable(request, exc: HttpError):
+    # ninja wraps what its parser raised (a body that is not JSON, or not sent as JSON).
+    cause = exc.__cause__
+    if isinstance(cause, BodyError):
+        return api.create_response(request, error_body(cause.loc, cause.message), status=cause.status)
+    return api.create_response(request, error_body([], str(exc)), status=exc.status_code)
+
+
+@api.exception_handler(Http404)
+def not_found(request, exc):
+    return api.create_response(
+        request, error_body(["path"], "Not found: your agent has nothing with this id."), status=404
+    )
+
+
 @api.exception_handler(ValidationError)
 def invalid(request, exc: ValidationError):
-    detail = [{"loc": list(e.get("loc", [])), "msg": e.get("msg", "invalid")} for e in exc.errors]
-    return api.create_response(request, {"detail": detail}, status=422)
+    if request.method in ("POST", "PUT") and not request.body:
+        return api.create_response(request, error_body(["body"], "The body is empty; send a JSON object."), status=400)
+    return api.create_response(request, {"detail": plain_errors(exc.errors)}, status=422)
