@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from undo import registry
 
 from . import lifecycle, rules
+from .errors import shorten
 from .models import Agent, Change, Run, Workflow
 
 
@@ -26,7 +27,7 @@ class ProposalError(Exception):
 
     def __init__(self, status: int, loc: list, message: str):
         self.status = status
-        self.loc = loc
+        self.loc = [shorten(part) for part in loc]
         self.message = message
         super().__init__(message)
 
@@ -108,7 +109,7 @@ def _check(agent: Agent, p: Proposal, loc: list) -> _Checked:
     try:
         values = rtype.clean_values(p.values)
     except registry.KeyedInvalid as exc:
-        raise ProposalError(422, [*body, "values", exc.key], f"{exc.key}: {exc}") from None
+        raise ProposalError(422, [*body, "values", exc.key], f"{shorten(exc.key)}: {exc}") from None
 
     record_ids = [r["id"] for r in p.records]
     if len(set(record_ids)) != len(record_ids):
@@ -146,28 +147,38 @@ def _check(agent: Agent, p: Proposal, loc: list) -> _Checked:
                 f"{missing[0]}: the value the agent saw before proposing is required (expected state).",
             )
         try:
-            expected[str(record["id"])] = rtype.clean_values(seen)
+            expected[str(record["id"])] = rtype.clean_values(seen, seen=True)
         except registry.KeyedInvalid as exc:
-            raise ProposalError(422, [*body, "records", i, "expected", exc.key], f"{exc.key}: {exc}") from None
+            raise ProposalError(422, [*body, "records", i, "expected", exc.key], f"{shorten(exc.key)}: {exc}") from None
     return _Checked(values, record_ids, expected)
 
 
 def _load_records(checked: list[_Checked], proposals: list[Proposal], loc: list) -> dict[str, dict[int, dict]]:
-    """Check every named record exists and read the attributes rules use: one query per record type."""
+    """Check every named record exists and is not deleted, and read the attributes rules use:
+    one query per record type."""
     wanted: dict[str, set[int]] = {}
     for c, p in zip(checked, proposals, strict=False):
         if c.record_ids:
             wanted.setdefault(p.record_type, set()).update(c.record_ids)
     loaded = {}
     for name, ids in wanted.items():
-        loaded[name] = found = registry.get(name).load_attributes(ids)
-        if len(found) == len(ids):
+        found, deleted = registry.get(name).read_attributes(ids)
+        loaded[name] = found
+        if len(found) == len(ids) and not deleted:
             continue
         for i, (c, p) in enumerate(zip(checked, proposals, strict=False)):
             for j, pk in enumerate(c.record_ids):
-                if p.record_type == name and pk not in found:
-                    where = ["body", *loc, i] if loc else ["body"]
-                    raise ProposalError(422, [*where, "records", j, "id"], f"There is no {name} with id {pk}.")
+                if p.record_type != name or (pk in found and pk not in deleted):
+                    continue
+                where = [*(["body", *loc, i] if loc else ["body"]), "records", j, "id"]
+                if pk not in found:
+                    raise ProposalError(422, where, f"There is no {name} with id {pk}.")
+                label = registry.get(name).label
+                if p.operation == Change.Operation.SOFT_DELETE:
+                    raise ProposalError(422, where, f"{label.capitalize()} #{pk} is already deleted.")
+                raise ProposalError(
+                    422, where, f"{label.capitalize()} #{pk} was deleted; it can be changed again once restored."
+                )
     return loaded
 
 

@@ -1,5 +1,7 @@
 """Registers the demo domain with Countersign, as a user registers their own models."""
 
+from decimal import Decimal
+
 from undo.registry import register
 
 from .models import Customer, Invoice, Refund, Ticket
@@ -41,6 +43,7 @@ register(
     name="invoice",
     owner_group="finance",
     fields={"amount": "amount", "status": "status"},
+    bounds={"amount": (Decimal("0.00"), None)},
     describe=lambda i: f"invoice #{i.pk} of {i.customer.name} ({i.amount})",
     attributes={"invoice_status": "status", "invoice_amount": "amount", "customer_tier": "customer.tier"},
     creatable=False,
@@ -51,6 +54,8 @@ register(
     name="refund",
     owner_group="finance",
     fields={"invoice": "invoice", "amount": "amount", "status": "status"},
+    # A refund gives money back: it is never zero or negative.
+    bounds={"amount": (Decimal("0.01"), None)},
     describe=lambda r: f"refund #{r.pk} of {r.amount} on invoice #{r.invoice_id}",
     # Rules read the customer behind a refund too ("anything touching a VIP customer").
     attributes={"refund_status": "status", "refund_amount": "amount", "customer_tier": "invoice.customer.tier"},

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,6 +27,18 @@ from .models import GovernedHistory
 
 SOFT_DELETE_FIELDS = ("deleted_at", "deleted_by", "deleted_reason")
 
+# Ids and whole numbers fit a signed 64-bit column.
+MAX_INTEGER = 2**63 - 1
+
+# Text agents and reviewers propose: never a lone UTF-16 surrogate (not Unicode; no page could
+# show it), a control character (NUL included) or a bidirectional override that makes text read
+# otherwise than it is; tab, newline and carriage return only in multi-line (TextField) fields.
+_NOT_IN_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_NOT_IN_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# What an agent saw may hold what a record holds (a person may have typed a tab); only what
+# no record can hold is refused.
+_NOT_STORABLE = re.compile("[\x00\ud800-\udfff]")
+
 
 class InvalidValue(ValueError):
     """A proposed value that does not fit its field; the message says why, in plain words."""
@@ -36,6 +50,17 @@ class GovernedField:
     label: str
     model_field: models.Field
     irreversible: bool = False
+    # Inclusive bounds of a number field (None: only its column's range).
+    minimum: Any = None
+    maximum: Any = None
+
+    def check_bounds(self, value: Any) -> None:
+        if value is None:
+            return
+        if self.minimum is not None and value < self.minimum:
+            raise InvalidValue(f"must be at least {self.minimum}")
+        if self.maximum is not None and value > self.maximum:
+            raise InvalidValue(f"must be at most {self.maximum}")
 
 
 @dataclass(frozen=True)
@@ -170,9 +195,16 @@ class RecordType:
 
         A missing id is absent from the answer (callers use that to check existence).
         """
+        return self.read_attributes(ids)[0]
+
+    def read_attributes(self, ids) -> tuple[dict[int, dict[str, Any]], set[int]]:
+        """The attributes of the records with these ids, and which of them are soft-deleted: one query."""
         lookups = {a.name: a.lookup for a in self.attributes.values()}
-        rows = self.model._base_manager.filter(pk__in=ids).values("pk", *lookups.values())
-        return {row["pk"]: {name: row[lookup] for name, lookup in lookups.items()} for row in rows}
+        extra = ("deleted_at",) if self.soft_deletable else ()
+        rows = self.model._base_manager.filter(pk__in=ids).values("pk", *lookups.values(), *extra)
+        attributes = {row["pk"]: {name: row[lookup] for name, lookup in lookups.items()} for row in rows}
+        deleted = {row["pk"] for row in rows if extra and row["deleted_at"] is not None}
+        return attributes, deleted
 
     def new_record_attributes(self, values_list: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The attributes records created with these values would have, one query per foreign key read.
@@ -206,15 +238,26 @@ class RecordType:
     def coerce(self, field_name: str, value: Any) -> Any:
         """Turn a JSON value into the field's Python value, strictly; raise InvalidValue."""
         if field_name not in self.fields:
-            raise InvalidValue(f"agents may not change '{field_name}' of a {self.label}")
+            shown = field_name if len(field_name) <= 60 else field_name[:60] + "…"
+            raise InvalidValue(f"agents may not change '{shown}' of a {self.label}")
         return coerce(self.fields[field_name].model_field, value)
 
-    def clean_values(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Coerce every value and return them in canonical JSON form; raise KeyedInvalid."""
+    def clean_values(self, values: dict[str, Any], *, seen: bool = False) -> dict[str, Any]:
+        """Coerce every proposed value, check it is allowed text and within its field's bounds, and
+        return them in canonical JSON form; raise KeyedInvalid.
+
+        `seen=True` checks values an agent read from a record (expected state): they may hold
+        whatever a record may hold, so only their type is checked.
+        """
         cleaned = {}
         for name, value in values.items():
             try:
-                cleaned[name] = to_json(self.coerce(name, value))
+                result = self.coerce(name, value)
+                if isinstance(result, str):
+                    check_text(result, self.fields[name].model_field, seen=seen)
+                elif not seen:
+                    self.fields[name].check_bounds(result)
+                cleaned[name] = to_json(result)
             except InvalidValue as exc:
                 raise KeyedInvalid(name, str(exc)) from None
         return cleaned
@@ -243,23 +286,33 @@ def register(
     creatable: bool = True,
     required_on_create: tuple[str, ...] = (),
     select_related: tuple[str, ...] = (),
+    bounds: dict[str, tuple[Any, Any]] | None = None,
 ) -> RecordType:
     """Govern `model`: agents may then propose changes to `fields` of its records.
 
     `attributes` names facts about a record that routing rules may read: a tuple of
     field names, or {name: dotted path}, e.g. {"customer_tier": "customer.tier"}.
+    `bounds` gives number fields their inclusive (minimum, maximum), None for no bound:
+    {"amount": (Decimal("0.00"), None)}; proposals and reviewers' edits outside them are refused.
     """
     if name in _registry:
         raise ImproperlyConfigured(f"record type {name!r} is registered twice")
     labels = fields if isinstance(fields, dict) else {f: None for f in fields}
+    bounds = bounds or {}
+    unknown = set(bounds) - set(labels)
+    if unknown:
+        raise ImproperlyConfigured(f"record type {name!r}: bounds for fields agents may not change: {sorted(unknown)}")
     governed = {}
     for field_name, field_label in labels.items():
         model_field = model._meta.get_field(field_name)
+        minimum, maximum = bounds.get(field_name, (None, None))
         governed[field_name] = GovernedField(
             name=field_name,
             label=field_label or str(model_field.verbose_name),
             model_field=model_field,
             irreversible=field_name in irreversible_fields,
+            minimum=minimum,
+            maximum=maximum,
         )
     field_names = {f.name for f in model._meta.fields}
     record_type = RecordType(
@@ -319,6 +372,23 @@ def to_json(value: Any) -> Any:
     return value
 
 
+def check_text(value: str, model_field: models.Field, *, seen: bool = False) -> None:
+    """Refuse text no page should show or no record can hold (see _NOT_IN_LINE); raise InvalidValue."""
+    if seen:
+        if _NOT_STORABLE.search(value):
+            raise InvalidValue("may not hold NUL or a lone UTF-16 surrogate")
+        return
+    multiline = isinstance(model_field, models.TextField)
+    bad = (_NOT_IN_TEXT if multiline else _NOT_IN_LINE).search(value)
+    if bad is None:
+        return
+    char = bad.group()
+    if "\ud800" <= char <= "\udfff":
+        raise InvalidValue("must be valid Unicode text (it holds a lone UTF-16 surrogate)")
+    where = "" if multiline else " (one line: no tab or newline)"
+    raise InvalidValue(f"may not hold the control character U+{ord(char):04X}{where}")
+
+
 def coerce(model_field: models.Field, value: Any) -> Any:
     """Strict JSON → Python for one model field: a wrong type is an error, not a guess."""
     if value is None:
@@ -332,6 +402,8 @@ def coerce(model_field: models.Field, value: Any) -> Any:
     elif isinstance(model_field, models.ForeignKey):
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidValue("must be the id (an integer) of a record")
+        if not 1 <= value <= MAX_INTEGER:
+            raise InvalidValue(f"must be the id of a record (a whole number from 1 to {MAX_INTEGER})")
         if not model_field.related_model._base_manager.filter(pk=value).exists():
             raise InvalidValue(f"no {model_field.related_model._meta.verbose_name} has id {value}")
         result = value
@@ -352,6 +424,8 @@ def coerce(model_field: models.Field, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise InvalidValue("must be a number")
         result = float(value)
+        if not math.isfinite(result):
+            raise InvalidValue("must be a finite number")
     elif isinstance(model_field, models.DateTimeField):
         parsed = parse_datetime(value) if isinstance(value, str) else None
         if parsed is None:

@@ -197,3 +197,35 @@ def test_the_openapi_schema_declares_every_error(client):
     responses = schema["paths"]["/api/v1/changes"]["post"]["responses"]
     assert {"201", "200", "400", "401", "403", "409", "413", "422"} <= set(responses)
     assert client.get("/api/v1/docs").status_code == 200
+
+
+def test_an_update_to_a_soft_deleted_record_is_422(api, ticket):
+    from django.utils import timezone
+
+    ticket.deleted_at = timezone.now()
+    ticket.save()
+    response = api.post("/api/v1/changes", one(ticket))
+    assert_error(response, 422, ["records", 0, "id"])
+    assert f"Ticket #{ticket.pk} was deleted" in response.json()["detail"][0]["msg"]
+
+
+def test_deleting_a_soft_deleted_record_again_is_422(api, ticket):
+    from django.utils import timezone
+
+    ticket.deleted_at = timezone.now()
+    ticket.save()
+    body = one(ticket, operation="soft_delete", values={}, records=[{"id": ticket.pk, "expected": {}}])
+    response = api.post("/api/v1/changes", body)
+    assert_error(response, 422, ["records", 0, "id"])
+    assert "already deleted" in response.json()["detail"][0]["msg"]
+
+
+def test_a_deleted_record_in_a_batch_is_named_by_its_place(api, workflow):
+    from django.utils import timezone
+
+    tickets = make_tickets(3)
+    tickets[1].deleted_at = timezone.now()
+    tickets[1].save()
+    changes = [ticket_change(t, operation_id=f"op-{t.pk}") for t in tickets]
+    response = api.post("/api/v1/changes/batch", {"workflow": "ticket-triage", "run": "r-1", "changes": changes})
+    assert_error(response, 422, ["changes", 1, "records", 0, "id"])
