@@ -123,7 +123,7 @@ _MESSAGES = {
     "int_from_float": "must be a whole number",
     "float_type": "must be a number",
     "float_parsing": "must be a number",
-    "finite_number": "must be a number (NaN and Infinity are not numbers)",
+    "finite_number": "must be a finite number (NaN is not a number, nor is Infinity)",
     "bool_type": "must be true or false",
     "greater_than_equal": "must be at least {ge}",
     "less_than_equal": "must be at most {le}",

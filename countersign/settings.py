@@ -94,7 +94,10 @@ WSGI_APPLICATION = "countersign.wsgi.application"
 
 TEMPLATES = [
     {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # Django's engine, its pages scrubbed of lone surrogates (see the module); named "django"
+        # so that django-template-partials still wraps its loaders.
+        "BACKEND": "countersign.template_backend.SafeDjangoTemplates",
+        "NAME": "django",
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
