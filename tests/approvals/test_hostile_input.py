@@ -108,9 +108,11 @@ def test_a_reviewer_cannot_correct_a_value_into_hostile_text(api, ticket, suppor
 
     change = propose_waiting(api, ticket)
     client.force_login(support)
-    response = client.post(f"/changes/{change.pk}/edit", {"tags": "a\x00b"})
+    response = client.post(f"/changes/{change.pk}/edit", {"tags": "refund\u202eusd"})
+    assert response.status_code == 422
+    assert "U+202E" in response.content.decode()
     change.refresh_from_db()
-    assert change.edited_values is None, response.content[:300]
+    assert change.edited_values is None and change.status == Change.Status.PENDING_REVIEW
 
 
 # Bounds ---------------------------------------------------------------------------------
