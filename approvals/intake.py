@@ -66,6 +66,7 @@ def propose(
     """
     workflow = _workflow_for(agent, workflow_name)
     checked = [_check(agent, proposal, [*loc, i] if loc else []) for i, proposal in enumerate(proposals)]
+    _check_references(checked, proposals, loc)
     records = _load_records(checked, proposals, loc)
     hashes = [_body_hash(workflow_name, run_external_id, p) for p in proposals]
     try:
@@ -107,7 +108,7 @@ def _check(agent: Agent, p: Proposal, loc: list) -> _Checked:
         )
 
     try:
-        values = rtype.clean_values(p.values)
+        values = rtype.clean_values(p.values, references=False)
     except registry.KeyedInvalid as exc:
         raise ProposalError(422, [*body, "values", exc.key], f"{shorten(exc.key)}: {exc}") from None
 
@@ -151,6 +152,22 @@ def _check(agent: Agent, p: Proposal, loc: list) -> _Checked:
         except registry.KeyedInvalid as exc:
             raise ProposalError(422, [*body, "records", i, "expected", exc.key], f"{shorten(exc.key)}: {exc}") from None
     return _Checked(values, record_ids, expected)
+
+
+def _check_references(checked: list[_Checked], proposals: list[Proposal], loc: list) -> None:
+    """Check the records that proposed values refer to exist: one query per foreign key, not per proposal."""
+    by_type: dict[str, list[int]] = {}
+    for i, c in enumerate(checked):
+        if c.values:
+            by_type.setdefault(proposals[i].record_type, []).append(i)
+    errors = {}
+    for name, positions in by_type.items():
+        missing = registry.get(name).missing_references([checked[i].values for i in positions])
+        errors.update({positions[j]: error for j, error in missing.items()})
+    if errors:
+        i = min(errors)
+        where = ["body", *loc, i] if loc else ["body"]
+        raise ProposalError(422, [*where, "values", errors[i].key], f"{errors[i].key}: {errors[i]}")
 
 
 def _load_records(checked: list[_Checked], proposals: list[Proposal], loc: list) -> dict[str, dict[int, dict]]:

@@ -235,24 +235,29 @@ class RecordType:
 
     # Checking proposed values --------------------------------------------
 
-    def coerce(self, field_name: str, value: Any) -> Any:
-        """Turn a JSON value into the field's Python value, strictly; raise InvalidValue."""
+    def coerce(self, field_name: str, value: Any, *, references: bool = True) -> Any:
+        """Turn a JSON value into the field's Python value, strictly; raise InvalidValue.
+
+        `references=False` leaves out the query that checks a foreign key names a record
+        (see `missing_references`, which checks many at once).
+        """
         if field_name not in self.fields:
             shown = field_name if len(field_name) <= 60 else field_name[:60] + "…"
             raise InvalidValue(f"agents may not change '{shown}' of a {self.label}")
-        return coerce(self.fields[field_name].model_field, value)
+        return coerce(self.fields[field_name].model_field, value, references=references)
 
-    def clean_values(self, values: dict[str, Any], *, seen: bool = False) -> dict[str, Any]:
+    def clean_values(self, values: dict[str, Any], *, seen: bool = False, references: bool = True) -> dict[str, Any]:
         """Coerce every proposed value, check it is allowed text and within its field's bounds, and
         return them in canonical JSON form; raise KeyedInvalid.
 
         `seen=True` checks values an agent read from a record (expected state): they may hold
-        whatever a record may hold, so only their type is checked.
+        whatever a record may hold, so only their type is checked (and no reference is looked up).
+        `references=False` leaves foreign keys to `missing_references`.
         """
         cleaned = {}
         for name, value in values.items():
             try:
-                result = self.coerce(name, value)
+                result = self.coerce(name, value, references=references and not seen)
                 if isinstance(result, str):
                     check_text(result, self.fields[name].model_field, seen=seen)
                 elif not seen:
@@ -261,6 +266,25 @@ class RecordType:
             except InvalidValue as exc:
                 raise KeyedInvalid(name, str(exc)) from None
         return cleaned
+
+    def missing_references(self, values_list: list[dict[str, Any]]) -> dict[int, KeyedInvalid]:
+        """Which of these cleaned values name a record that does not exist, by position: one query
+        per foreign key field, however many values."""
+        errors: dict[int, KeyedInvalid] = {}
+        for name, governed in self.fields.items():
+            model_field = governed.model_field
+            if not isinstance(model_field, models.ForeignKey):
+                continue
+            ids = {values[name] for values in values_list if values.get(name) is not None}
+            if not ids:
+                continue
+            related = model_field.related_model
+            existing = set(related._base_manager.filter(pk__in=ids).values_list("pk", flat=True))
+            for i, values in enumerate(values_list):
+                pk = values.get(name)
+                if pk is not None and pk not in existing and i not in errors:
+                    errors[i] = KeyedInvalid(name, f"no {related._meta.verbose_name} has id {pk}")
+        return errors
 
 
 class KeyedInvalid(InvalidValue):
@@ -389,7 +413,7 @@ def check_text(value: str, model_field: models.Field, *, seen: bool = False) -> 
     raise InvalidValue(f"may not hold the control character U+{ord(char):04X}{where}")
 
 
-def coerce(model_field: models.Field, value: Any) -> Any:
+def coerce(model_field: models.Field, value: Any, *, references: bool = True) -> Any:
     """Strict JSON → Python for one model field: a wrong type is an error, not a guess."""
     if value is None:
         if model_field.null:
@@ -404,7 +428,7 @@ def coerce(model_field: models.Field, value: Any) -> Any:
             raise InvalidValue("must be the id (an integer) of a record")
         if not 1 <= value <= MAX_INTEGER:
             raise InvalidValue(f"must be the id of a record (a whole number from 1 to {MAX_INTEGER})")
-        if not model_field.related_model._base_manager.filter(pk=value).exists():
+        if references and not model_field.related_model._base_manager.filter(pk=value).exists():
             raise InvalidValue(f"no {model_field.related_model._meta.verbose_name} has id {value}")
         result = value
     elif isinstance(model_field, (models.IntegerField, models.AutoField)):

@@ -229,3 +229,39 @@ def test_a_deleted_record_in_a_batch_is_named_by_its_place(api, workflow):
     changes = [ticket_change(t, operation_id=f"op-{t.pk}") for t in tickets]
     response = api.post("/api/v1/changes/batch", {"workflow": "ticket-triage", "run": "r-1", "changes": changes})
     assert_error(response, 422, ["changes", 1, "records", 0, "id"])
+
+
+def creates(customers, n: int) -> list[dict]:
+    return [
+        {
+            "operation_id": f"op-{i}",
+            "record_type": "ticket",
+            "operation": "create",
+            "values": {"customer": customers[i % len(customers)].pk, "subject": f"Ticket {i}"},
+            "risk": 0.9,
+            "confidence": 0.5,
+        }
+        for i in range(n)
+    ]
+
+
+def test_references_in_a_batch_are_checked_in_one_query_not_one_per_change(
+    api, workflow, django_assert_max_num_queries
+):
+    from tests.factories import make_customer
+
+    customers = [make_customer(name=f"Customer {i}") for i in range(5)]
+    body = {"workflow": "ticket-triage", "run": "r-1", "changes": creates(customers, 200)}
+    with django_assert_max_num_queries(40):
+        response = api.post("/api/v1/changes/batch", body)
+    assert response.status_code == 201, response.content[:300]
+
+
+def test_a_missing_reference_in_a_batch_is_named_by_its_place(api, workflow):
+    from tests.factories import make_customer
+
+    body = {"workflow": "ticket-triage", "run": "r-1", "changes": creates([make_customer()], 5)}
+    body["changes"][3]["values"]["customer"] = 999999
+    response = api.post("/api/v1/changes/batch", body)
+    assert_error(response, 422, ["changes", 3, "values", "customer"])
+    assert "no customer has id 999999" in response.json()["detail"][0]["msg"]
