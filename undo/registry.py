@@ -409,6 +409,8 @@ def check_text(value: str, model_field: models.Field, *, seen: bool = False) -> 
     char = bad.group()
     if "\ud800" <= char <= "\udfff":
         raise InvalidValue("must be valid Unicode text (it holds a lone UTF-16 surrogate)")
+    if "\u202a" <= char <= "\u202e" or "\u2066" <= char <= "\u2069":
+        raise InvalidValue(f"may not hold the bidirectional override U+{ord(char):04X} (it makes text read otherwise)")
     where = "" if multiline else " (one line: no tab or newline)"
     raise InvalidValue(f"may not hold the control character U+{ord(char):04X}{where}")
 

@@ -77,3 +77,41 @@ def test_it_describes_a_change_in_plain_words(db):
     assert registry.get("customer").touches_irreversible(["permission_level"])
     assert not registry.get("customer").touches_irreversible(["billing_email"])
     assert registry.get("refund").touches_irreversible([])
+
+
+@pytest.mark.parametrize(
+    "record_type, values, message",
+    [
+        ("invoice", {"amount": "-5.00"}, "at least 0.00"),
+        ("refund", {"amount": "0.00"}, "at least 0.01"),
+        ("ticket", {"tags": "a\x00b"}, r"U\+0000"),
+        ("ticket", {"subject": "line\nbreak"}, "one line"),
+        ("ticket", {"tags": "x\ud800"}, "surrogate"),
+        ("ticket", {"internal_note": "evil\u202e"}, r"override U\+202E"),
+    ],
+)
+def test_clean_values_refuses_what_a_registration_does_not_allow(db, record_type, values, message):
+    with pytest.raises(registry.KeyedInvalid, match=message):
+        registry.get(record_type).clean_values(values)
+
+
+def test_values_an_agent_saw_may_hold_what_a_record_holds(db):
+    ticket = registry.get("ticket")
+    assert ticket.clean_values({"tags": "a\tb"}, seen=True) == {"tags": "a\tb"}
+    assert registry.get("invoice").clean_values({"amount": "-5.00"}, seen=True) == {"amount": "-5.00"}
+    with pytest.raises(registry.KeyedInvalid, match="NUL"):
+        ticket.clean_values({"tags": "a\x00b"}, seen=True)
+
+
+def test_multi_line_text_keeps_its_lines(db):
+    assert registry.get("ticket").clean_values({"internal_note": "one\n\ttwo"}) == {"internal_note": "one\n\ttwo"}
+
+
+def test_missing_references_are_found_in_one_query(db, django_assert_num_queries):
+    from tests.factories import make_customer
+
+    customer = make_customer()
+    values = [{"customer": customer.pk}, {"customer": 999999}, {"subject": "no reference"}, {"customer": customer.pk}]
+    with django_assert_num_queries(1):
+        missing = registry.get("ticket").missing_references(values)
+    assert list(missing) == [1] and missing[1].key == "customer"
