@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -405,6 +406,13 @@ class CallbackDelivery(models.Model):
 
     def __str__(self):
         return f"callback {self.pk} for change {self.change_id} ({self.state})"
+
+    def attempt_log(self) -> list[dict]:
+        """Each attempt, first to last: its number, when (a datetime), the HTTP status and any error."""
+        return [
+            {"number": n, "at": datetime.fromisoformat(entry["at"]), "status": entry["status"], "error": entry["error"]}
+            for n, entry in enumerate(self.log, start=1)
+        ]
 
 
 class Event(models.Model):

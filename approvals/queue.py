@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from undo import registry
 
+from . import selectors
 from .models import RISK_BANDS, WAITING, Agent, Approval, Change, ChangeTarget, Run, Workflow
 from .services import can_review, reviewer_groups
 
@@ -191,6 +192,11 @@ class QueueItem:
     approved_by_me: bool
 
     @property
+    def written(self) -> bool:
+        """Applied or undone: its records read as what it wrote over, not as they are now."""
+        return self.change.status in selectors.WRITTEN
+
+    @property
     def changed_since(self) -> bool:
         return any(r.changed_since for r in self.records)
 
@@ -209,6 +215,7 @@ def review_items(changes: list[Change], *, user) -> list[QueueItem]:
     if not changes:
         return []
     records = _records(changes)
+    writes = selectors.writes(changes)
     approvals: dict[int, list[Approval]] = {}
     for approval in Approval.objects.filter(change_id__in=[c.pk for c in changes]).select_related("reviewer"):
         approvals.setdefault(approval.change_id, []).append(approval)
@@ -220,7 +227,7 @@ def review_items(changes: list[Change], *, user) -> list[QueueItem]:
         items.append(
             QueueItem(
                 change=change,
-                records=_record_views(change, records.get(change.record_type, {}), others),
+                records=_record_views(change, records.get(change.record_type, {}), others, writes.get(change.pk)),
                 approvals=counting,
                 approvals_needed=max(change.approvals_required, 1),
                 can_decide=change.is_waiting and not mine and can_review(user, change),
@@ -254,7 +261,9 @@ def _others_waiting(changes: list[Change]) -> dict[tuple[str, int], list[int]]:
     return found
 
 
-def _record_views(change: Change, loaded: dict, others: dict) -> list[RecordView]:
+def _record_views(change: Change, loaded: dict, others: dict, written: dict | None = None) -> list[RecordView]:
+    """Each record as the reviewer checks it: from its value now to the proposed one; a written
+    change (`written`: its writes by record id) from the value it wrote over to the value it set."""
     rtype = registry.get(change.record_type)
     values = change.values_to_apply()
 
@@ -266,32 +275,47 @@ def _record_views(change: Change, loaded: dict, others: dict) -> list[RecordView
             FieldView(rtype.fields[n].label, "(new)", rtype.display(n, v), agent_said(n), None)
             for n, v in values.items()
         ]
-        return [RecordView(None, None, rtype.describe_change("create", None, values), fields, [], [])]
+        made = change.applied_record_ids[0] if change.applied_record_ids else None
+        url = reverse("record_detail", args=[rtype.name, made]) if made else None
+        return [RecordView(made, url, rtype.describe_change("create", None, values), fields, [], [])]
     views = []
     for pk in change.record_ids:
         instance = loaded.get(pk)
         seen = change.expected.get(str(pk), {})
-        current = rtype.current_values(instance, {*values, *seen}) if instance is not None else {}
+        if written is not None:
+            write = written.get(pk)
+            # A snapshot missing (history pruned): what the agent saw is what the write was checked against.
+            before = {n: (write.before if write else seen).get(n) for n in values}
+            after = {n: write.after.get(n, v) for n, v in values.items()} if write else values
+        else:
+            now = rtype.current_values(instance, values) if instance is not None else {}
+            before, after = now, values
         fields = [
             FieldView(
                 rtype.fields[n].label,
-                rtype.display(n, current.get(n)),
+                rtype.display(n, before.get(n)),
                 rtype.display(n, v),
                 agent_said(n),
-                _diff(current.get(n), v),
+                _diff(before.get(n), v),
             )
-            for n, v in values.items()
+            for n, v in after.items()
         ]
-        changed = [
-            f"its {rtype.fields[n].label} is now {rtype.display(n, current[n])}; the agent saw {rtype.display(n, want)}"
-            for n, want in seen.items()
-            if instance is not None and current.get(n) != want
-        ]
+        changed = []
+        if change.is_waiting and instance is not None:
+            current = rtype.current_values(instance, seen)
+            changed = [
+                f"its {rtype.fields[n].label} is now {rtype.display(n, current[n])}; "
+                f"the agent saw {rtype.display(n, want)}"
+                for n, want in seen.items()
+                if current[n] != want
+            ]
         views.append(
             RecordView(
                 pk,
                 reverse("record_detail", args=[rtype.name, pk]),
-                rtype.describe_change(change.operation, instance, values),
+                rtype.describe_change(
+                    change.operation, instance, after, before=before if written is not None else None
+                ),
                 fields,
                 changed,
                 [c for c in others.get((change.record_type, pk), []) if c != change.pk],

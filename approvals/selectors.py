@@ -8,6 +8,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from undo import registry
+from undo import selectors as undo_selectors
+from undo.selectors import Write
 
 from .models import WAITING, Change, ChangeTarget, Event, Run, Workflow
 
@@ -29,25 +31,44 @@ def describe(changes: list[Change]) -> list[Described]:
     for change in changes:
         wanted.setdefault(change.record_type, set()).update(change.record_ids)
     records = {name: registry.get(name).queryset().in_bulk(ids) for name, ids in wanted.items()}
+    written = writes(changes)
     described = []
     for change in changes:
         rtype = registry.get(change.record_type)
+        values = change.values_to_apply()
         if change.operation == Change.Operation.CREATE:
-            sentences = [rtype.describe_change(change.operation, None, change.values)]
+            sentences = [rtype.describe_change(change.operation, None, values)]
         else:
-            # Once written, the record has moved on: say "from" what the change was applied over.
-            written = change.status in (S.APPLIED, S.UNDONE)
-            sentences = [
-                rtype.describe_change(
-                    change.operation,
-                    records[change.record_type].get(pk),
-                    change.values,
-                    before=change.expected.get(str(pk)) if written else None,
+            sentences = []
+            for pk in change.record_ids:
+                # Once written, the record has moved on: say "from" what the change was written over.
+                before = None
+                if change.pk in written:
+                    write = written[change.pk].get(pk)
+                    before = write.before if write else change.expected.get(str(pk))
+                sentences.append(
+                    rtype.describe_change(change.operation, records[change.record_type].get(pk), values, before=before)
                 )
-                for pk in change.record_ids
-            ]
         described.append(Described(change, sentences))
     return described
+
+
+# A change in these statuses wrote its records: it reads as what it wrote, from its history rows.
+WRITTEN = (S.APPLIED, S.UNDONE)
+
+
+def writes(changes: list[Change]) -> dict[int, dict[int, Write]]:
+    """For the written changes among `changes`: per change id, what it wrote to each record
+    (values before and after), from the history rows tagged with it; two queries per record type."""
+    wanted: dict[str, list[int]] = {}
+    for change in changes:
+        if change.status in WRITTEN:
+            wanted.setdefault(change.record_type, []).append(change.pk)
+    found: dict[int, dict[int, Write]] = {}
+    for name, ids in wanted.items():
+        by_change = undo_selectors.writes_of_changes(registry.get(name), ids)
+        found.update({pk: by_change.get(pk, {}) for pk in ids})
+    return found
 
 
 def workflow_summaries() -> list[dict]:
@@ -79,12 +100,18 @@ def versions(change: Change) -> list[dict]:
 def changes_on_record(record_type: str, record_id: int, limit: int = 50) -> list[tuple[Change, str]]:
     """The latest changes proposed on one record, newest first, each with what it sets (or set)."""
     rtype = registry.get(record_type)
-    ids = ChangeTarget.objects.filter(record_type=record_type, record_id=record_id).values("change_id")
-    changes = Change.objects.filter(pk__in=ids).select_related("agent", "run", "edited_by")
+    targeted = ChangeTarget.objects.filter(record_type=record_type, record_id=record_id).values("change_id")
+    # A create targets no record when proposed: the change that made it is on its first snapshot.
+    wrote = rtype.model.history.filter(id=record_id, cs_change_id__isnull=False).values("cs_change_id")
+    changes = Change.objects.filter(Q(pk__in=targeted) | Q(pk__in=wrote)).select_related("agent", "run", "edited_by")
     found = []
     for change in changes.order_by("-created_at", "-id")[:limit]:
         if change.operation == Change.Operation.SOFT_DELETE:
             what = "delete it (soft delete)"
+        elif change.operation == Change.Operation.CREATE:
+            what = "create it with " + ", ".join(
+                f"the {rtype.fields[n].label} {rtype.display(n, v)}" for n, v in change.values_to_apply().items()
+            )
         else:
             what = "set " + ", ".join(
                 f"the {rtype.fields[n].label} to {rtype.display(n, v)}" for n, v in change.values_to_apply().items()

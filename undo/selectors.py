@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
 from django.urls import reverse
 
 from . import links, registry
@@ -89,6 +89,53 @@ def describe_writers(rtype: registry.RecordType, history_ids) -> dict[int, Write
         )
         for row in rows
     }
+
+
+@dataclass(frozen=True)
+class Write:
+    """What one change wrote to one record: its governed fields before and after (JSON values)."""
+
+    record_id: int
+    before: dict  # empty when the change created the record
+    after: dict
+
+
+def writes_of_changes(rtype: registry.RecordType, change_ids) -> dict[int, dict[int, Write]]:
+    """Per change id, per record id: what the change's tagged history row says it wrote, in two queries.
+
+    The row before it (the record's previous snapshot) gives the values it was written over, so a
+    change applied long ago still reads as "from what it was to what it set", whatever the record is now.
+    """
+    ids = {i for i in change_ids if i}
+    if not ids:
+        return {}
+    history = rtype.model.history
+    attnames = {name: f.model_field.attname for name, f in rtype.fields.items()}
+    previous = Subquery(
+        history.filter(id=OuterRef("id"), history_id__lt=OuterRef("history_id"))
+        .order_by("-history_id")
+        .values("history_id")[:1]
+    )
+    rows = list(
+        history.filter(cs_change_id__in=ids)
+        .annotate(previous_id=previous)
+        .values("history_id", "id", "cs_change_id", "previous_id", *attnames.values())
+    )
+    before_rows = {
+        row["history_id"]: row
+        for row in history.filter(history_id__in=[r["previous_id"] for r in rows if r["previous_id"]]).values(
+            "history_id", *attnames.values()
+        )
+    }
+
+    def values(row) -> dict:
+        return {name: registry.to_json(row[attname]) for name, attname in attnames.items()} if row else {}
+
+    found: dict[int, dict[int, Write]] = {}
+    for row in rows:
+        write = Write(row["id"], values(before_rows.get(row["previous_id"])), values(row))
+        found.setdefault(row["cs_change_id"], {})[row["id"]] = write
+    return found
 
 
 # A record's timeline ----------------------------------------------------------------
