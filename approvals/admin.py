@@ -1,8 +1,10 @@
+from django import forms
 from django.contrib import admin, messages
 from django.db import models
 
 from undo.admin import ReadOnlyAdmin
 
+from . import callbacks
 from .lifecycle import Actor
 from .models import Agent, Approval, CallbackDelivery, Change, Event, RuleSet, Run, Workflow
 from .workflows import resume_workflow
@@ -30,8 +32,21 @@ class WorkflowAdmin(admin.ModelAdmin):
             messages.success(request, f"Resumed {obj.name}. {outcome.sentence()}")
 
 
+class AgentForm(forms.ModelForm):
+    def clean_callback_url(self):
+        # The same rule as the API's: public addresses only, unless the operator allows the network.
+        url = self.cleaned_data["callback_url"]
+        if url:
+            try:
+                callbacks.check_url(url)
+            except callbacks.CallbackRefused as exc:
+                raise forms.ValidationError(f"The callback URL {exc}.") from None
+        return url
+
+
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
+    form = AgentForm
     list_display = ("name", "version", "token_prefix", "is_active", "callback_url")
     readonly_fields = ("token_hash", "token_prefix")
     filter_horizontal = ("workflows",)

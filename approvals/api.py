@@ -9,8 +9,6 @@ from typing import Any, Literal
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import URLValidator
 from django.db.models import Count, Prefetch, prefetch_related_objects
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -19,6 +17,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt
 
+from . import callbacks
 from .errors import FREE_TEXT, IDENTIFIER, MAX_ID, AgentAPI, BodyError, Error, StrictJSON, error_body, plain_errors
 from .intake import Proposal, ProposalError, propose
 from .models import Agent, Approval, CallbackDelivery, Change, Run, hash_token
@@ -315,13 +314,15 @@ class CallbackOut(BaseModel):
 def put_callback(request, payload: CallbackIn):
     """Decisions on this agent's changes are POSTed to `url`, signed with the secret returned here (only here).
 
-    Registering again gives a new secret. Each POST carries `X-Countersign-Signature: sha256=<hex HMAC of the body>`.
+    Only public addresses are accepted (no loopback, private, link-local or multicast address, no user or
+    password in the URL), unless the operator allows the network. Registering again gives a new secret.
+    Each POST carries `X-Countersign-Signature: sha256=<hex HMAC of the body>`.
     """
     url = payload.url.strip()
     try:
-        URLValidator(schemes=["http", "https"])(url)
-    except DjangoValidationError:
-        return Status(422, {"detail": [{"loc": ["body", "url"], "msg": "must be an http or https URL"}]})
+        callbacks.check_url(url)
+    except callbacks.CallbackRefused as exc:
+        return Status(422, {"detail": [{"loc": ["body", "url"], "msg": str(exc)}]})
     agent = request.agent
     secret = agent.set_callback(url)
     agent.save(update_fields=["callback_url", "callback_secret"])

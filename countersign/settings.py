@@ -216,6 +216,9 @@ CALLBACK_RETRY_BASE_SECONDS = envint("CALLBACK_RETRY_BASE_SECONDS", "10")
 CALLBACK_TIMEOUT_SECONDS = envint("CALLBACK_TIMEOUT_SECONDS", "5")
 # A pending delivery this late past its next attempt lost its task: the resend sweep enqueues it again.
 CALLBACK_RESEND_AFTER_SECONDS = envint("CALLBACK_RESEND_AFTER_SECONDS", "60")
+# Callbacks go to public addresses only (an agent names the URL). Networks listed here, comma-separated
+# (e.g. "10.20.0.0/16,127.0.0.1"), are allowed too: an operator's deliberate internal receivers.
+CALLBACK_ALLOWED_NETWORKS = [n for n in os.environ.get("CALLBACK_ALLOWED_NETWORKS", "").split(",") if n.strip()]
 
 # The review queue: items per page (a reviewer may ask for 5–100).
 REVIEW_PAGE_SIZE = envint("REVIEW_PAGE_SIZE", "10")

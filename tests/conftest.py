@@ -112,6 +112,18 @@ def api(agent_and_token):
     return ApiClient(agent_and_token[1])
 
 
+@pytest.fixture
+def receiver(settings):
+    """An agent's callback endpoint on 127.0.0.1 (tests/receiver.py). Callbacks go to public
+    addresses only, so the test allows loopback as an operator would allow an internal receiver."""
+    from .receiver import Receiver
+
+    settings.CALLBACK_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    r = Receiver()
+    yield r
+    r.close()
+
+
 # Real services for end-to-end tests ---------------------------------------------
 
 
@@ -149,10 +161,15 @@ def redis_url(redis_server):
 
 
 @pytest.fixture
-def celery_worker_process(redis_url, live_server, settings, transactional_db):
-    """A real `celery worker` process on the test database and the test Redis."""
+def celery_worker_process(request, redis_url, live_server, settings, transactional_db):
+    """A real `celery worker` process on the test database and the test Redis.
+
+    It reads its settings from the environment: a test with a callback receiver passes the
+    networks that receiver needs allowed (the receiver is set up first, whatever the order)."""
     from django.db import connection
 
+    if "receiver" in request.fixturenames:
+        request.getfixturevalue("receiver")
     settings.CELERY_BROKER_URL = redis_url
     point_celery_at(redis_url)
     env = {
@@ -160,6 +177,7 @@ def celery_worker_process(redis_url, live_server, settings, transactional_db):
         "REDIS_URL": redis_url,
         "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
         "APPLY_LEASE_SECONDS": "30",
+        "CALLBACK_ALLOWED_NETWORKS": ",".join(settings.CALLBACK_ALLOWED_NETWORKS),
     }
     log = open(ROOT / "var" / "test-worker.log", "w")
     process = subprocess.Popen(

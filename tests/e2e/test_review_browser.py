@@ -15,17 +15,10 @@ from approvals.models import Change
 from demo.models import Customer, Refund, Ticket
 from tests.conftest import wait_until
 from tests.factories import make_customer, make_invoice, make_tickets, ticket_change
-from tests.receiver import Receiver, signed_ok
+from tests.receiver import signed_ok
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 S = Change.Status
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
 
 
 def test_a_reviewer_decides_in_the_browser(
