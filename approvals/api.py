@@ -128,7 +128,7 @@ class ChangeOut(BaseModel):
     approvals_required: int
     record_type: str
     operation: str
-    record_ids: list[int]
+    record_ids: list[int] = Field(description="The records it targets; for a create, the record it made, once applied")
     values: dict[str, Any] = Field(description="What the agent proposed")
     edited_values: dict[str, Any] | None = Field(description="A reviewer's correction, applied instead of `values`")
     reject_reason: str
@@ -175,7 +175,7 @@ def change_out(change: Change, run: Run, request) -> dict:
         "approvals_required": change.approvals_required,
         "record_type": change.record_type,
         "operation": change.operation,
-        "record_ids": change.record_ids,
+        "record_ids": change.applied_record_ids or change.record_ids,
         "values": change.values,
         "edited_values": change.edited_values,
         "reject_reason": change.reject_reason,
@@ -295,7 +295,7 @@ def get_run(request, run_id: int = Path(..., **ID)):
 
 class CallbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str = Field(min_length=1, max_length=500, description="http(s) URL that receives each decision, signed")
+    url: str = Field(min_length=1, max_length=500, description="http(s) URL that receives each outcome, signed")
 
 
 class CallbackOut(BaseModel):
@@ -312,7 +312,8 @@ class CallbackOut(BaseModel):
     summary="Register a callback URL",
 )
 def put_callback(request, payload: CallbackIn):
-    """Decisions on this agent's changes are POSTed to `url`, signed with the secret returned here (only here).
+    """Each outcome of this agent's changes (decided, applied, failed, conflict, undone, redone) is POSTed
+    to `url`, signed with the secret returned here (only here).
 
     Only public addresses are accepted (no loopback, private, link-local or multicast address, no user or
     password in the URL), unless the operator allows the network. Registering again gives a new secret.
@@ -340,7 +341,7 @@ def get_callback(request):
 
 @api.delete("/callback", response={204: None, 401: Error}, summary="Stop callbacks")
 def delete_callback(request):
-    """No more callbacks; decisions stay readable with GET /changes/{id}."""
+    """No more callbacks; outcomes stay readable with GET /changes/{id}."""
     request.agent.set_callback("")
     request.agent.save(update_fields=["callback_url", "callback_secret"])
     return Status(204, None)

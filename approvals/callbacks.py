@@ -1,5 +1,6 @@
-"""Telling agents the outcome: each decision is POSTed to the agent's callback URL,
-signed with HMAC-SHA256 over the exact body, retried with back-off, every attempt logged.
+"""Telling agents the outcome: each decision, and what came of it (applied, failed, conflict,
+undone, redone), is POSTed to the agent's callback URL, signed with HMAC-SHA256 over the exact
+body, retried with back-off, every attempt logged.
 
 An agent checks a delivery with its secret:
     hmac.compare_digest(header, "sha256=" + hmac.new(secret, body, sha256).hexdigest())
@@ -33,10 +34,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
+from django.db.models import Prefetch
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
-from .models import CallbackDelivery, Change, Event
+from .models import Agent, Approval, CallbackDelivery, Change, Event
 
 logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Countersign-Signature"
@@ -142,29 +144,66 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def decision_payload(change: Change) -> dict:
-    """What the agent learns: the decision, who decided, the reason and any correction."""
+S = Change.Status
+
+# What the agent is told, by the status a change moves to (a redo, undone → applied, is "redone").
+# A move to any other status tells nothing: the agent's own POST already answered it.
+OUTCOMES: dict[str, str] = {
+    S.APPROVED: "approved",
+    S.REJECTED: "rejected",
+    S.APPLIED: "applied",
+    S.FAILED: "failed",
+    S.CONFLICT: "conflict",
+    S.UNDONE: "undone",
+}
+
+
+def outcome_of(frm: str, to: str) -> str | None:
+    """The outcome the agent hears of when a change moves from `frm` to `to`; None for a move it is not told."""
+    if frm == S.UNDONE and to == S.APPLIED:
+        return "redone"
+    return OUTCOMES.get(to)
+
+
+def outcome_payload(change: Change, outcome: str) -> dict:
+    """What the agent learns: what happened (`outcome`), the decision and who made it, the reason
+    and any correction, the records (a create's new one once applied) and any error."""
     approvals = [
         {"reviewer": a.reviewer.get_username(), "at": a.created_at.isoformat(), "edited": a.edited_values is not None}
-        for a in change.current_approvals(change.approvals.select_related("reviewer"))
+        for a in change.current_approvals(_approvals(change))
     ]
     return {
         "change": change.pk,
         "operation_id": change.operation_id,
         "run": change.run.external_id,
-        "decision": "rejected" if change.status == Change.Status.REJECTED else "approved",
+        "outcome": outcome,
+        "decision": "rejected" if change.status == S.REJECTED else "approved",
         "status": change.status,
         "reason": change.reject_reason,
         "values": change.values,
         "edited_values": change.edited_values,
+        "record_type": change.record_type,
+        "record_ids": change.applied_record_ids or change.record_ids,
+        "error": change.last_error if change.status in (S.FAILED, S.CONFLICT) else "",
         "approvals": approvals,
         "decided_by": change.approver.get_username() if change.approver_id else None,
         "decided_at": change.decided_at.isoformat() if change.decided_at else None,
+        "applied_at": change.applied_at.isoformat() if change.applied_at else None,
     }
 
 
-def announce_decision(change: Change) -> CallbackDelivery | None:
-    """Record a delivery of `change`'s decision for its agent's callback URL; it is sent after commit."""
+def _approvals(change: Change):
+    if "approvals" in getattr(change, "_prefetched_objects_cache", {}):
+        return change.approvals.all()
+    return change.approvals.select_related("reviewer")
+
+
+def announce(change: Change, *, outcome: str) -> CallbackDelivery | None:
+    """Record a delivery of `change`'s outcome for its agent's callback URL; it is sent after commit.
+
+    Called by the lifecycle in the transaction that moves the change, so the agent is told
+    exactly the moves that happened.
+    """
     agent = change.agent
     if not agent.callback_url:
         return None
@@ -172,13 +211,44 @@ def announce_decision(change: Change) -> CallbackDelivery | None:
         change=change,
         agent=agent,
         url=agent.callback_url,
-        payload=decision_payload(change),
+        payload=outcome_payload(change, outcome),
         next_attempt_at=timezone.now(),
     )
-    delivery.payload["delivery"] = delivery.pk
-    delivery.save(update_fields=["payload"])
     transaction.on_commit(partial(enqueue_delivery, delivery.pk))
     return delivery
+
+
+_MANY_CHUNK = 1000
+
+
+def announce_many(change_ids: list[int], *, outcome: str) -> list[int]:
+    """`announce` for many changes at once (an undo of a run): one delivery each for the agents
+    with a callback, created in bulk and handed to the workers in batches. Returns the delivery ids."""
+    urls = dict(Agent.objects.exclude(callback_url="").values_list("pk", "callback_url"))
+    if not urls or not change_ids:
+        return []  # the usual case costs this one query
+    now = timezone.now()
+    made: list[int] = []
+    for start in range(0, len(change_ids), _MANY_CHUNK):
+        changes = (
+            Change.objects.filter(pk__in=change_ids[start : start + _MANY_CHUNK], agent_id__in=list(urls))
+            .select_related("run", "approver")
+            .prefetch_related(Prefetch("approvals", queryset=Approval.objects.select_related("reviewer")))
+        )
+        deliveries = [
+            CallbackDelivery(
+                change=c,
+                agent_id=c.agent_id,
+                url=urls[c.agent_id],
+                payload=outcome_payload(c, outcome),
+                next_attempt_at=now,
+            )
+            for c in changes
+        ]
+        made.extend(d.pk for d in CallbackDelivery.objects.bulk_create(deliveries))
+    if made:
+        transaction.on_commit(partial(enqueue_deliveries, made))
+    return made
 
 
 def enqueue_delivery(delivery_id: int) -> None:
@@ -188,6 +258,26 @@ def enqueue_delivery(delivery_id: int) -> None:
         deliver_decision_task.delay(delivery_id)
     except BrokerError as exc:
         logger.warning("Broker unavailable (%s); callback %s waits for the resend sweep", exc, delivery_id)
+
+
+_TASK_BATCH = 100
+
+
+def enqueue_deliveries(delivery_ids: list[int]) -> None:
+    """Hand many deliveries to the workers, a batch per task; the resend sweep finds any the broker lost."""
+    from .tasks import deliver_callbacks_task
+
+    for start in range(0, len(delivery_ids), _TASK_BATCH):
+        try:
+            deliver_callbacks_task.delay(delivery_ids[start : start + _TASK_BATCH])
+        except BrokerError as exc:
+            logger.warning("Broker unavailable (%s); %d callbacks wait for the resend sweep", exc, len(delivery_ids))
+            return
+
+
+def deliver_many(*, delivery_ids: list[int]) -> dict[int, Attempt]:
+    """Make the next attempt of each delivery, one after the other; returns each attempt's outcome."""
+    return {delivery_id: deliver_decision(delivery_id=delivery_id) for delivery_id in delivery_ids}
 
 
 @dataclass(frozen=True)
@@ -283,7 +373,8 @@ def deliver_decision(*, delivery_id: int) -> Attempt:
     if not claimed:
         return Attempt(CallbackDelivery.State.PENDING)
 
-    body = json.dumps(delivery.payload, sort_keys=True, separators=(",", ":")).encode()
+    # The delivery's id goes in the body, so a receiver can ignore a repeat (deliveries are made in bulk).
+    body = json.dumps({**delivery.payload, "delivery": delivery.pk}, sort_keys=True, separators=(",", ":")).encode()
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "Countersign-callbacks",
@@ -315,13 +406,30 @@ def deliver_decision(*, delivery_id: int) -> Attempt:
     return Attempt(delivery.state, retry_in)
 
 
+# "The agent's callback was told the change …"
+_TOLD = {
+    "applied": "was applied",
+    "failed": "failed",
+    "conflict": "met a conflict (its record changed)",
+    "undone": "was undone",
+    "redone": "was put back",
+}
+
+
 def _delivery_event(delivery: CallbackDelivery) -> None:
+    outcome = delivery.payload.get("outcome", "")
+    happened = _TOLD.get(outcome)
     if delivery.state == CallbackDelivery.State.DELIVERED:
-        message = f"The decision was delivered to the agent's callback (attempt {delivery.attempts})."
-    else:
         message = (
-            f"The decision could not be delivered to the agent's callback after {delivery.attempts} "
-            f"attempt(s): {delivery.last_error or delivery.last_status_code}. The agent can still read it from the API."
+            f"The agent's callback was told the change {happened} (attempt {delivery.attempts})."
+            if happened
+            else f"The decision was delivered to the agent's callback (attempt {delivery.attempts})."
+        )
+    else:
+        what = f"told the change {happened}" if happened else "given the decision"
+        message = (
+            f"The agent's callback could not be {what} after {delivery.attempts} attempt(s): "
+            f"{delivery.last_error or delivery.last_status_code}. The agent can still read it from the API."
         )
     change = delivery.change
     Event.objects.create(

@@ -46,7 +46,7 @@ class Client:
         return self._request("GET", f"/runs/{run_id}")
 
     def register_callback(self, url: str) -> str:
-        """Have decisions POSTed to `url`; returns the signing secret (shown only now: keep it)."""
+        """Have each outcome of its changes POSTed to `url`; returns the signing secret (shown only now: keep it)."""
         return self._request("PUT", "/callback", {"url": url})["secret"]
 
     def _request(self, method: str, path: str, body: dict | None = None) -> dict:

@@ -2,7 +2,9 @@
 
 Allowed moves are in `ALLOWED`. Every move is a compare-and-set on the current
 status (so two reviewers, or two workers, can never both move the same change)
-and writes an `Event` in the same transaction.
+and writes an `Event` in the same transaction; a move the agent waits to hear of
+(a decision, applied, failed, conflict, undone: `callbacks.OUTCOMES`) also records
+a callback delivery there, so the agent is told exactly the moves that happened.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from . import callbacks
 from .models import Agent, Change, ChangeTarget, Event
 
 S = Change.Status
@@ -125,10 +128,13 @@ def transition(
             current = Change.objects.filter(pk=change.pk).values_list("status", flat=True).first()
             raise ChangeMoved(change, current or frm)
         _event(change, frm, to, actor, reason, now).save()
-    change.status = to
-    change.updated_at = now
-    for name, value in fields.items():
-        setattr(change, name, value)
+        change.status = to
+        change.updated_at = now
+        for name, value in fields.items():
+            setattr(change, name, value)
+        outcome = callbacks.outcome_of(frm, to)
+        if outcome is not None:
+            callbacks.announce(change, outcome=outcome)
     return change
 
 
@@ -177,6 +183,9 @@ def transition_many(change_ids: Iterable[int], to: str, *, frm: str, actor: Acto
             _write_statuses([r[0] for r in rows], to=to, now=now)
             _insert_events(rows, frm=frm, to=to, actor=actor, reason=reason, now=now)
             moved.extend(r[0] for r in rows)
+        outcome = callbacks.outcome_of(frm, to)
+        if outcome is not None and moved:
+            callbacks.announce_many(moved, outcome=outcome)
     return moved
 
 

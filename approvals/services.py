@@ -19,7 +19,7 @@ from undo import registry
 from undo.apply import ApplyConflict, ApplyError, apply_change
 from undo.history import Tags
 
-from . import callbacks, lifecycle
+from . import lifecycle
 from .lifecycle import Actor
 from .models import WAITING, Approval, Change, Event
 
@@ -107,7 +107,6 @@ def _approve(change: Change, user, values: dict | None, queued: list[int] | None
                 reason = (reason + " Approved again on the record as it is now.").strip()
             lifecycle.transition(change, S.APPROVED, actor=actor, reason=reason, **fields)
             _queue(change, actor=actor, queued=queued)
-            callbacks.announce_decision(change)
     except IntegrityError:
         # The same person clicked twice at once (databases without row locks get here).
         raise NotAllowed("You already approved this change; it needs another reviewer.") from None
@@ -195,7 +194,6 @@ def reject_change(*, change: Change, user, reason: str) -> Change:
             reject_reason=reason,
             decided_at=timezone.now(),
         )
-        callbacks.announce_decision(change)
     return change
 
 

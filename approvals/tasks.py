@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from kombu.exceptions import OperationalError as BrokerError
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -28,6 +29,22 @@ def deliver_decision_task(self, delivery_id: int) -> str:
     if attempt.retry_in is not None:
         raise self.retry(countdown=attempt.retry_in)
     return attempt.state
+
+
+@shared_task(acks_late=True)
+def deliver_callbacks_task(delivery_ids: list[int]) -> int:
+    """The next attempt of each of many deliveries (an undo's); each one that must retry is retried on its own."""
+    from .callbacks import deliver_many
+
+    attempts = deliver_many(delivery_ids=delivery_ids)
+    for delivery_id, attempt in attempts.items():
+        if attempt.retry_in is not None:
+            try:
+                deliver_decision_task.apply_async(args=[delivery_id], countdown=attempt.retry_in)
+            except BrokerError:
+                pass  # still pending in the database: the resend sweep enqueues it again
+
+    return len(attempts)
 
 
 @shared_task

@@ -102,7 +102,7 @@ def test_it_gives_up_after_the_last_attempt(api, ticket, support, hooked_agent, 
     delivery.refresh_from_db()
     assert (delivery.state, delivery.attempts, delivery.last_status_code) == (D.FAILED, 2, 500)
     event = Event.objects.get(change=change, kind=Event.Kind.CHANGE_CALLBACK)
-    assert "could not be delivered" in event.message and "read it from the API" in event.message
+    assert "could not be given the decision" in event.message and "read it from the API" in event.message
 
 
 def test_a_refusal_is_not_retried(api, ticket, support, hooked_agent, receiver):

@@ -99,18 +99,21 @@ def test_a_reviewer_decides_in_the_browser(
     expect(history).to_contain_text(f"change #{posted['email']}")
     screenshot("record-history", full_page=True)
 
-    # The agent learns every decision: through the API and by signed callbacks.
+    # The agent learns every decision and what came of it: through the API and by signed callbacks.
     assert api.change(posted["refund"])["reject_reason"] == "The contract grants no refund for this outage."
     assert api.change(posted["email"])["edited_values"] == {"billing_email": "billing@northwind.example"}
 
     def all_told():
-        """a signed callback for each of the 8 decisions"""
-        return len(receiver.received) >= 8
+        """a signed callback for each of the 8 decisions and each of the 7 changes applied"""
+        return len(receiver.received) >= 15
 
     wait_until(all_told, timeout=30)
     assert all(signed_ok(secret, headers, body) for headers, body in receiver.received)
-    decisions = {json.loads(body)["change"]: json.loads(body)["decision"] for _, body in receiver.received}
-    assert decisions[posted["refund"]] == "rejected" and decisions[posted["email"]] == "approved"
+    told = [json.loads(body) for _, body in receiver.received]
+    outcomes = {(p["change"], p["outcome"]) for p in told}
+    assert (posted["refund"], "rejected") in outcomes and (posted["email"], "approved") in outcomes
+    applied = {p["change"]: p["record_ids"] for p in told if p["outcome"] == "applied"}
+    assert len(applied) == 7 and applied[posted["tag"]] == [posted["tagged"]]
 
 
 def _post_a_run(api: Client) -> dict:
