@@ -4,7 +4,7 @@ from django.db import models
 
 from undo.admin import ReadOnlyAdmin
 
-from . import callbacks
+from . import outbound
 from .lifecycle import Actor
 from .models import Agent, Approval, CallbackDelivery, Change, Event, RuleSet, Run, Workflow
 from .workflows import resume_workflow
@@ -38,8 +38,8 @@ class AgentForm(forms.ModelForm):
         url = self.cleaned_data["callback_url"]
         if url:
             try:
-                callbacks.check_url(url)
-            except callbacks.CallbackRefused as exc:
+                outbound.check_url(url)
+            except outbound.CallbackRefused as exc:
                 raise forms.ValidationError(f"The callback URL {exc}.") from None
         return url
 

@@ -17,7 +17,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt
 
-from . import callbacks
+from . import outbound
 from .errors import FREE_TEXT, IDENTIFIER, MAX_ID, AgentAPI, BodyError, Error, StrictJSON, error_body, plain_errors
 from .intake import Proposal, ProposalError, propose
 from .models import Agent, Approval, CallbackDelivery, Change, Run, hash_token
@@ -321,8 +321,8 @@ def put_callback(request, payload: CallbackIn):
     """
     url = payload.url.strip()
     try:
-        callbacks.check_url(url)
-    except callbacks.CallbackRefused as exc:
+        outbound.check_url(url)
+    except outbound.CallbackRefused as exc:
         return Status(422, {"detail": [{"loc": ["body", "url"], "msg": str(exc)}]})
     agent = request.agent
     secret = agent.set_callback(url)

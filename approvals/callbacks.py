@@ -5,138 +5,32 @@ body, retried with back-off, every attempt logged.
 An agent checks a delivery with its secret:
     hmac.compare_digest(header, "sha256=" + hmac.new(secret, body, sha256).hexdigest())
 The payload carries the delivery id, so a receiver can ignore a repeat.
-
-A callback URL is a request we make on an agent's word, so it may only reach public
-addresses: loopback, private, link-local, multicast and other non-public addresses are
-refused when the URL is registered and again when each attempt connects (to the address
-the name resolves to then, so a name re-pointed after registration gets nowhere).
-`CALLBACK_ALLOWED_NETWORKS` lets an operator allow an internal receiver deliberately.
+Where a callback may go (public addresses only) is `approvals.outbound`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import http.client
-import ipaddress
 import json
 import logging
-import socket
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from .models import Agent, Approval, CallbackDelivery, Change, Event
+from .outbound import post
 
 logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Countersign-Signature"
 # Answers that retrying cannot fix (except timeouts and rate limits).
 _PERMANENT = set(range(300, 500)) - {408, 425, 429}
-
-
-class CallbackRefused(ValueError):
-    """A callback URL (or the address its name resolves to) that callbacks may not reach; says why."""
-
-
-_ASCII_PRINTABLE = frozenset(chr(c) for c in range(0x21, 0x7F))
-_url_shape = URLValidator(schemes=["http", "https"])
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-def allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """The operator's exceptions to the public-addresses-only rule (CALLBACK_ALLOWED_NETWORKS)."""
-    try:
-        return [ipaddress.ip_network(n.strip(), strict=False) for n in settings.CALLBACK_ALLOWED_NETWORKS if n.strip()]
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"CALLBACK_ALLOWED_NETWORKS: {exc}") from None
-
-
-def why_unreachable(address: str) -> str | None:
-    """Why callbacks may not go to this IP address, in words; None when they may."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone ("fe80::1%eth0") names no other host
-    if ip.version == 6:
-        # An IPv4 address inside an IPv6 one is judged as itself: ::ffff:127.0.0.1 is 127.0.0.1, and
-        # so are its 6to4 (2002:7f00:1::) and NAT64 (64:ff9b::7f00:1) forms.
-        embedded = ip.ipv4_mapped or ip.sixtofour
-        if embedded is None and ip in _NAT64:
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        ip = embedded or ip
-    if any(ip in network for network in allowed_networks()):
-        return None
-    for kind, test in (
-        ("a loopback", ip.is_loopback),
-        ("a link-local", ip.is_link_local),
-        ("a multicast", ip.is_multicast),
-        ("an unspecified", ip.is_unspecified),
-        ("a private", ip.is_private),
-    ):
-        if test:
-            return f"{kind} address"
-    if not ip.is_global:
-        return "an address that is not public"
-    return None
-
-
-def check_url(url: str) -> str:
-    """The callback URL, if callbacks may be sent there; raise CallbackRefused saying why not.
-
-    The host's addresses are resolved now; each delivery resolves and checks them again.
-    """
-    check_url_shape(url)
-    parts = urlsplit(url)
-    resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-    return url
-
-
-def check_url_shape(url: str) -> None:
-    """What can be checked without resolving the host: scheme, characters, no user or password."""
-    if not set(url) <= _ASCII_PRINTABLE:
-        raise CallbackRefused(
-            "must be plain ASCII with no spaces or control characters "
-            "(write an international domain name in its xn-- form and percent-encode the rest)"
-        )
-    try:
-        _url_shape(url)
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (reading it checks it)
-    except (DjangoValidationError, ValueError):
-        raise CallbackRefused("must be an http or https URL") from None
-    if "@" in parts.netloc:
-        raise CallbackRefused("may not carry a user name or password (put a token in the path or query instead)")
-    if not parts.hostname:
-        raise CallbackRefused("must name a host")
-
-
-def resolve(host: str, port: int) -> list[str]:
-    """The addresses `host` resolves to, every one of them one that callbacks may reach."""
-    try:
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        raise CallbackRefused(f"names a host that does not resolve to an address ({host})") from None
-    addresses = list(dict.fromkeys(info[4][0] for info in found))
-    for address in addresses:
-        why = why_unreachable(address)
-        if why is not None:
-            what = f"it is {why}" if address == host.strip("[]") else f"it resolves to {address}, {why}"
-            raise CallbackRefused(
-                f"may not go to {host}: {what}; callbacks go to public addresses only, "
-                "unless an operator allows the network in CALLBACK_ALLOWED_NETWORKS"
-            )
-    if not addresses:
-        raise CallbackRefused(f"names a host that does not resolve to an address ({host})")
-    return addresses
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -288,77 +182,6 @@ class Attempt:
     retry_in: int | None = None
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # A signed decision goes to the registered URL only, never where a redirect points.
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-def _connect_checked(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None, **kwargs):
-    # Resolve at connect time and connect to the very addresses checked: a name re-pointed at an
-    # internal address after registration (DNS rebinding) is refused before any byte is sent.
-    host, port = address
-    error: OSError | None = None
-    for ip in resolve(host, port):
-        try:
-            return socket.create_connection((ip, port), timeout, source_address)
-        except OSError as exc:
-            error = exc
-    raise error or OSError(f"could not connect to {host}")
-
-
-class _CheckedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._create_connection = _connect_checked
-
-
-class _CheckedHTTPSConnection(http.client.HTTPSConnection):
-    # The TLS certificate is still checked against the host name: only the TCP connection is pinned.
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._create_connection = _connect_checked
-
-
-class _CheckedHTTPHandler(urllib.request.HTTPHandler):
-    def http_open(self, req):
-        return self.do_open(_CheckedHTTPConnection, req)
-
-
-class _CheckedHTTPSHandler(urllib.request.HTTPSHandler):
-    def https_open(self, req):
-        return self.do_open(_CheckedHTTPSConnection, req, context=self._context)
-
-
-# No proxy: the address checked must be the address called.
-_opener = urllib.request.build_opener(
-    urllib.request.ProxyHandler({}), _NoRedirects, _CheckedHTTPHandler, _CheckedHTTPSHandler
-)
-
-
-@dataclass(frozen=True)
-class _Answer:
-    status: int | None
-    error: str = ""
-    refused: bool = False  # we would not send it there: no retry can help
-
-
-def _post(url: str, body: bytes, headers: dict) -> _Answer:
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
-    try:
-        check_url_shape(url)
-        with _opener.open(request, timeout=settings.CALLBACK_TIMEOUT_SECONDS) as response:
-            return _Answer(response.status)
-    except CallbackRefused as exc:
-        return _Answer(None, f"not sent: the callback URL {exc}", refused=True)
-    except urllib.error.HTTPError as exc:
-        return _Answer(exc.code, f"HTTP {exc.code} {exc.reason}")
-    except urllib.error.URLError as exc:
-        return _Answer(None, str(exc.reason))
-    except (OSError, ValueError) as exc:
-        return _Answer(None, str(exc))
-
-
 def deliver_decision(*, delivery_id: int) -> Attempt:
     """Make one attempt to POST a decision; safe to run twice (each attempt is claimed first)."""
     delivery = CallbackDelivery.objects.select_related("agent").get(pk=delivery_id)
@@ -382,7 +205,7 @@ def deliver_decision(*, delivery_id: int) -> Attempt:
         SIGNATURE_HEADER: sign(delivery.agent.callback_secret, body),
     }
     # The HTTP call happens outside any transaction: a slow agent holds no lock.
-    answer = _post(delivery.url, body, headers)
+    answer = post(delivery.url, body, headers, timeout=settings.CALLBACK_TIMEOUT_SECONDS)
     status_code, error = answer.status, answer.error
     delivered = status_code is not None and 200 <= status_code < 300
 
