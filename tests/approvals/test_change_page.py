@@ -75,7 +75,7 @@ def test_an_applied_create_links_the_record_it_made(api, ticket, support, client
     made = Ticket.objects.get(subject="Refund asked by phone")
     client.force_login(support)
     page = client.get(f"/changes/{change.pk}/").content.decode()
-    assert f'href="/records/ticket/{made.pk}/"' in page
+    assert f'<a class="record-link" href="/records/ticket/{made.pk}/">made ticket #{made.pk}</a>' in page
     # The record's page lists the change that made it.
     record_page = client.get(f"/records/ticket/{made.pk}/changes/").content.decode()
     assert "No agent has proposed a change to it" not in record_page
