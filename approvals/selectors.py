@@ -109,9 +109,8 @@ def changes_on_record(record_type: str, record_id: int, limit: int = 50) -> list
         if change.operation == Change.Operation.SOFT_DELETE:
             what = "delete it (soft delete)"
         elif change.operation == Change.Operation.CREATE:
-            what = "create it with " + ", ".join(
-                f"the {rtype.fields[n].label} {rtype.display(n, v)}" for n, v in change.values_to_apply().items()
-            )
+            said = rtype.describe_change(change.operation, None, change.values_to_apply())
+            what = said[0].lower() + said[1:]  # "create a ticket with customer #1, subject …"
         else:
             what = "set " + ", ".join(
                 f"the {rtype.fields[n].label} to {rtype.display(n, v)}" for n, v in change.values_to_apply().items()
