@@ -14,7 +14,7 @@ from .chunks import chunks_of
 from .models import Undo
 from .revert import RecordPlan, no_gc_pauses
 from .scopes import NothingToUndo, Scope
-from .selectors import chain_of, describe_writers, display_slot, redo_targets
+from .selectors import chain_of, describe_writers, display_slot, redo_targets, undone_changes
 from .tables import DELETED
 
 
@@ -86,6 +86,7 @@ def preview_undo(
     chain = chain_of(scope.key())
     candidates = frozenset(target.change_ids_done) if target else None
     redos = redo_targets()
+    undone = None if target else undone_changes()
     # Read before the histories are: anything newer was not in this preview.
     newest = {
         rtype.name: rtype.model.history.aggregate(newest=Max("history_id"))["newest"] or 0
@@ -103,7 +104,13 @@ def preview_undo(
             preview.record_types.append(chunk.table.rtype.name)
         with no_gc_pauses():
             plans = revert.plan_chunk(
-                chunk, chain=chain, forced=forced, skipped=skipped, candidates=candidates, redos=redos
+                chunk,
+                chain=chain,
+                forced=forced,
+                skipped=skipped,
+                candidates=candidates,
+                redos=redos,
+                undone=undone,
             )
         for plan in plans:
             _count(preview, plan, changes)

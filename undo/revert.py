@@ -11,8 +11,9 @@ scope changed is decided on its own:
 - **conflict**: someone outside the scope (a person, another run, another undo)
   changed it after the scope's last write; it is left alone unless the owner
   forces that record; other slots of the same record are still reverted;
-- **already back**: it holds its value before the scope already (undoing twice,
-  or a person put it back); nothing is written.
+- **already back**: it holds its value before the scope already (a person put it
+  back), or an earlier undo of the scope set it back (whatever came after it is
+  someone else's); nothing is written, whatever the owner forces.
 
 A record the owner *skips* is left exactly as it is, whatever its slots' fate.
 
@@ -21,8 +22,9 @@ skipped or gone), the rest of it is *held* where it is too, on all its records.
 
 "Its value before the scope" is found by walking back from the scope's last
 write to the slot, over the scope's own writes (and those of this scope's
-earlier undos and redos, its *chain*), to the first write by someone else: a
-person's edit in the middle of a run is kept, never lost.
+earlier undos and redos, its *chain*, and of any undo or redo of the scope's
+changes on that record), to the first write by someone else: a person's edit in
+the middle of the scope is kept, never lost.
 
 A record the scope *created* is soft-deleted (unless anyone else changed it since).
 
@@ -43,6 +45,7 @@ from operator import itemgetter
 from django.db import connection
 
 from .chunks import Chunk
+from .selectors import UndoneChanges
 from .tables import H_CHANGE, H_ID, H_RECORD, H_TYPE, H_UNDO, V0, Slot, Table
 
 SCOPE, CHAIN, OTHER = "scope", "chain", "other"
@@ -144,6 +147,7 @@ def plan_chunk(
     seen: int | None = None,
     candidates: frozenset[int] | None = None,
     redos: Mapping[int, int] | None = None,
+    undone: UndoneChanges | None = None,
     lock: bool = False,
 ) -> list[RecordPlan]:
     """Decide every slot of every record in the chunk. To write it, call with `lock`
@@ -155,6 +159,8 @@ def plan_chunk(
     force never overwrites a write the owner has not seen.
     `candidates`: the change ids whose fate to report (None: the changes in the scope).
     `redos`: redo id → the undo it reverses, for every redo (their pairs of writes cancel out).
+    `undone`: what undos did to changes, for a scope of changes (not a redo): an undo or redo
+    of the scope's changes counts as the chain, and a change undone already is not undone again.
     """
     tbl = chunk.table
     # Ordered by record, then version.
@@ -173,6 +179,7 @@ def plan_chunk(
             chain,
             candidates,
             redos or {},
+            undone,
         )
         if forced or skipped:
             key = plan.key
@@ -237,6 +244,7 @@ def _plan_record(
     chain: frozenset[int],
     candidates: frozenset[int] | None,
     redos: Mapping[int, int],
+    undone: UndoneChanges | None = None,
 ) -> RecordPlan:
     plan = RecordPlan(tbl, record_id, last_undo_id=rows[-1][H_UNDO] if rows else None)
     if candidates is None and current is not None and _only_newest_in_scope(rows, scope_ids, chain):
@@ -250,7 +258,19 @@ def _plan_record(
                 plan.change_slots[change_id] = set(changed)
             _plan_last_write(plan, tbl, changed, previous, current)
             return plan
-    kinds = [SCOPE if r[H_ID] in scope_ids else CHAIN if r[H_UNDO] in chain else OTHER for r in rows]
+    if undone is not None and undone.by_undo:
+        # An undo (or redo) of this record's changes in the scope is the scope's own history too.
+        own_changes = {r[H_CHANGE] for r in rows if r[H_ID] in scope_ids}
+        kinds = [
+            SCOPE
+            if r[H_ID] in scope_ids
+            else CHAIN
+            if r[H_UNDO] in chain or undone.touched(r[H_UNDO], own_changes)
+            else OTHER
+            for r in rows
+        ]
+    else:
+        kinds = [SCOPE if r[H_ID] in scope_ids else CHAIN if r[H_UNDO] in chain else OTHER for r in rows]
     values = [r[V0:] for r in rows]
     n = len(rows)
     scoped = [i for i in range(n) if kinds[i] is SCOPE]
@@ -260,9 +280,10 @@ def _plan_record(
     changed.extend(_changed_slots(tbl, values[i], values[i - 1]) for i in range(1, n))
     if redos:
         _cancel_undo_redo_pairs(rows, kinds, changed, values, redos)
+    taken_back = undone.taken_back if undone is not None else _NONE
     for i in scoped if candidates is None else range(n):
         change_id = rows[i][H_CHANGE]
-        if change_id is not None and (candidates is None or change_id in candidates):
+        if change_id is not None and (candidates is None or change_id in candidates) and change_id not in taken_back:
             plan.change_slots.setdefault(change_id, set()).update(changed[i])
 
     if current is None:
@@ -277,10 +298,12 @@ def _plan_record(
     for slot in tbl.slots:
         if slot not in scope_slots:
             continue
-        last, before, later = None, None, []
+        last, own, before, later = None, None, None, []
         for i in range(n - 1, -1, -1):
             if slot not in changed[i]:
                 continue
+            if own is None and kinds[i] is not OTHER:
+                own = i  # the newest write by the scope or its chain: what it left there
             if last is None:
                 if kinds[i] is SCOPE:
                     last = i
@@ -298,13 +321,13 @@ def _plan_record(
             return plan
         now = slot.get(current)
         outside = now != slot.get(values[-1])
-        if now == before:
+        left = slot.get(values[own])
+        if now == before or left == before:
+            # Back as it was; or the chain put it back already, and what came after is someone else's.
             plan.already.append(slot)
         elif later or outside or slot.irreversible:
             later_ids = [rows[i][H_ID] for i in reversed(later)]
-            plan.conflicts.append(
-                Conflict(slot, before, slot.get(values[last]), now, later_ids, outside, slot.irreversible)
-            )
+            plan.conflicts.append(Conflict(slot, before, left, now, later_ids, outside, slot.irreversible))
         else:
             plan.reverts[slot] = before
     return plan
@@ -367,7 +390,9 @@ def _plan_create_undo(plan, tbl, rows, kinds, changed, values, current) -> None:
     if deleted is None:
         plan.cannot = f"a {tbl.rtype.label} cannot be deleted (it has no soft delete), so its creation stays"
         return
-    if deleted.get(current)[0] is not None:
+    own = next((i for i in range(len(rows) - 1, -1, -1) if kinds[i] is not OTHER and deleted in changed[i]), 0)
+    if deleted.get(current)[0] is not None or deleted.get(values[own])[0] is not None:
+        # Deleted now; or its creation was undone already (a restore since is someone else's).
         plan.already.append(deleted)
         return
     plan.undo_create = True

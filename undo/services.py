@@ -26,7 +26,7 @@ from .models import Undo
 from .preview import describe_plans
 from .revert import no_gc_pauses
 from .scopes import NothingToUndo, Scope
-from .selectors import chain_of, extent, redo_targets
+from .selectors import chain_of, extent, redo_targets, undone_changes
 from .signals import changes_redone, changes_undone, undo_finished, undo_requested
 
 logger = logging.getLogger(__name__)
@@ -233,6 +233,8 @@ def execute_undo(*, undo_id: int) -> Undo | None:
     chain = chain_of(undo.scope_key, undo_id=undo.pk)
     redos = redo_targets()
     candidates = frozenset(undo.target.change_ids_done) if undo.target_id else None
+    # For an undo of changes: which of them were undone already (by this undo's earlier attempt too).
+    undone = None if undo.target_id else undone_changes()
     reason = f"{undo.get_kind_display()} #{undo.pk} by {undo.requested_by_label}: {undo.description}"[:2000]
     signal = changes_undone if undo.undoes_changes else changes_redone
     try:
@@ -241,7 +243,16 @@ def execute_undo(*, undo_id: int) -> Undo | None:
         undo.save(update_fields=["attempts", "started_at", "total"])
         for chunk in chunks:
             with transaction.atomic(), no_gc_pauses():
-                _run_chunk(undo, chunk, chain=chain, candidates=candidates, redos=redos, reason=reason, signal=signal)
+                _run_chunk(
+                    undo,
+                    chunk,
+                    chain=chain,
+                    candidates=candidates,
+                    redos=redos,
+                    undone=undone,
+                    reason=reason,
+                    signal=signal,
+                )
     except Exception as exc:
         logger.exception("undo %s failed", undo.pk)
         # The chunk that failed rolled back: count only what was committed.
@@ -264,7 +275,7 @@ def _finish(undo: Undo, status: str) -> Undo:
     return undo
 
 
-def _run_chunk(undo: Undo, chunk: Chunk, *, chain, candidates, redos, reason: str, signal) -> None:
+def _run_chunk(undo: Undo, chunk: Chunk, *, chain, candidates, redos, undone, reason: str, signal) -> None:
     plans = revert.plan_chunk(
         chunk,
         chain=chain,
@@ -273,6 +284,7 @@ def _run_chunk(undo: Undo, chunk: Chunk, *, chain, candidates, redos, reason: st
         seen=undo.seen_history.get(chunk.table.rtype.name),
         candidates=candidates,
         redos=redos,
+        undone=undone,
         lock=True,
     )
     written = write.write_chunk(

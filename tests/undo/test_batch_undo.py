@@ -247,10 +247,13 @@ def test_an_edit_between_an_undo_and_its_redo_is_still_someone_elses(support, ti
     # The redo puts back whole changes: the first one stays undone (sam's status is kept).
     assert put_back.conflicts_left == 1 and values(tickets)[0] == ("closed", "")
 
-    done = undo(support, change_ids=(changes[0].pk,))
+    assert "sam set it to closed" in put_back.conflicts[0]["lines"][0]
 
-    assert (done.records_reverted, done.conflicts_left) == (0, 1)
-    assert "sam set it to closed" in done.conflicts[0]["lines"][0]
+    # The first change is still undone: undoing it again finds nothing to do, and keeps sam's edit.
+    done = undo(support, change_ids=(changes[0].pk,), forced=[f"ticket:{tickets[0].pk}"])
+
+    assert (done.records_reverted, done.conflicts_left, done.already_back) == (0, 0, 1)
+    assert values(tickets)[0] == ("closed", "")
 
 
 def test_two_changes_of_a_run_to_one_field_go_back_to_the_value_before_the_run(support, run_agent, workflow, tickets):
@@ -408,3 +411,53 @@ def test_a_record_whose_earlier_history_is_gone_is_left_and_said_so(support, tic
     assert done.conflicts_left == 1
     assert "has no version before these changes to go back to" in done.conflicts[0]["lines"][-1]
     assert Change.objects.get(pk=first.pk).status == S.APPLIED
+
+
+# Changes already undone ---------------------------------------------------------------
+
+
+def test_undoing_a_run_again_after_a_later_run_writes_nothing_whatever_is_forced(support, run_agent, workflow, tickets):
+    run, changes = apply_run(run_agent, workflow, "r-1", [(t, {"status": "resolved"}) for t in tickets])
+    undo(support, run_id=run.pk)
+    later, later_changes = apply_run(run_agent, workflow, "r-2", [(t, {"status": "closed"}) for t in tickets])
+    rows = Ticket.history.count()
+
+    preview = preview_undo(scope=Scope(run_id=run.pk), description="run r-1")
+    # Its changes were undone already: the later run's writes are nobody's conflict.
+    assert (preview.conflicts, preview.records_to_write, preview.already, preview.changes) == (0, 0, 3, 0)
+    assert preview.nothing_to_do
+
+    again = undo(support, run_id=run.pk, forced=[f"ticket:{t.pk}" for t in tickets])
+
+    assert values(tickets) == [("closed", "")] * 3  # the later run's writes stay
+    assert (again.records_reverted, again.forced_count, again.conflicts_left, again.already_back) == (0, 0, 0, 3)
+    assert again.change_ids_done == [] and Ticket.history.count() == rows
+    assert set(Change.objects.filter(run=run).values_list("status", flat=True)) == {S.UNDONE}
+    assert set(Change.objects.filter(run=later).values_list("status", flat=True)) == {S.APPLIED}
+
+
+def test_undoing_a_change_its_run_undo_took_back_writes_nothing(support, run_of_three, tickets):
+    run, changes = run_of_three
+    undo(support, run_id=run.pk)
+    human_edit(support, tickets[0], status="closed")
+
+    again = undo(support, change_ids=(changes[0].pk,), forced=[f"ticket:{tickets[0].pk}"])
+
+    assert values(tickets)[0] == ("closed", "")
+    assert (again.records_reverted, again.conflicts_left, again.already_back, again.change_ids_done) == (0, 0, 1, [])
+
+
+def test_undoing_a_run_after_one_of_its_changes_was_undone_takes_back_the_rest(support, run_agent, workflow, tickets):
+    ticket = tickets[0]
+    run, (first, second) = apply_run(
+        run_agent, workflow, "r-1", [(ticket, {"status": "pending"}), (ticket, {"status": "closed"})]
+    )
+    undo(support, change_ids=(second.pk,))  # back to pending: the first change stays
+
+    done = undo(support, run_id=run.pk)
+
+    # The undo of the second change is the run's own history, not someone else's edit.
+    ticket.refresh_from_db()
+    assert ticket.status == "open"
+    assert (done.records_reverted, done.conflicts_left) == (1, 0)
+    assert done.change_ids_done == [first.pk]  # the second one was undone already

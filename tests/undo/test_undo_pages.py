@@ -248,6 +248,28 @@ def test_undoing_again_moves_no_change(support, run):
     assert Event.objects.exclude(kind=Event.Kind.UNDO).count() == events
 
 
+def test_undoing_a_run_again_after_a_later_run_lists_no_conflict_and_forces_nothing(
+    support, run, tickets, run_agent, workflow
+):
+    client = client_for(support)
+    client.post(f"/runs/{run.pk}/undo")
+    later, _ = apply_run(run_agent, workflow, "r-119", [(t, {"status": "closed", "tags": "refund"}) for t in tickets])
+    rows = Ticket.history.count()
+
+    page = client.get(f"/runs/{run.pk}/undo").content.decode()
+
+    assert "<strong>0</strong> in conflict" in page and "<li>3 already back" in page
+    assert "Nothing left to undo: these changes were undone already" in page
+    assert 'value="force"' not in page
+
+    client.post(f"/runs/{run.pk}/undo", {f"on-ticket:{tickets[0].pk}": "force"})  # a stale or crafted form
+
+    assert set(Ticket.objects.values_list("status", "tags")) == {("closed", "refund")}
+    assert Ticket.history.count() == rows
+    assert Undo.objects.order_by("id").last().change_ids_done == []
+    assert set(later.changes.values_list("status", flat=True)) == {S.APPLIED}
+
+
 def test_the_incident_scope_page(support, run_agent, run, tickets):
     since = (timezone.localtime() - timezone.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
     client = client_for(support)

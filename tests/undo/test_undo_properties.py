@@ -7,7 +7,11 @@ step) and computes from it, independently of undo's engine, what each undo must 
 - every field the scope changed that nobody outside it changed later is back to its
   value before the scope (someone else's edit in the middle of the scope included);
 - no later edit by someone else is lost (those fields keep their current value);
-- undoing the same scope twice writes nothing the second time;
+- undoing the same scope twice writes nothing the second time, and nothing either when
+  someone wrote the same fields in between: what an undo took back is already back, and
+  what came after is someone else's (whatever the owner forces);
+- a change undone already (by this scope's undo or another's) is not undone again, and
+  an undo or redo of the scope's changes counts as the scope's own history;
 - undo then redo leaves every record exactly as if it was never undone;
 - the owner's choices per record hold: a skipped record is left exactly as it is, a
   forced one has its later edits by others replaced too;
@@ -149,6 +153,15 @@ class UndoMachine(RuleBasedStateMachine):
         change_id, _ = data.draw(st.sampled_from(self.changes))
         self._undo(("change", change_id), Scope(change_ids=(change_id,)), choice)
 
+    @precondition(lambda self: any(u["target"] is None for u in self.undos))
+    @rule(data=st.data(), choice=choices)
+    def undo_a_scope_again(self, data, choice):
+        # Undo, then later writes (a run, a person), then the same scope again: often.
+        scope_name, scope = data.draw(
+            st.sampled_from([(u["scope"], u["of"]) for u in self.undos if u["target"] is None])
+        )
+        self._undo(scope_name, scope, choice)
+
     @precondition(lambda self: self.undos)
     @rule(data=st.data(), choice=choices)
     def redo_an_undo(self, data, choice):
@@ -182,7 +195,7 @@ class UndoMachine(RuleBasedStateMachine):
         made.refresh_from_db()
         assert made.status == Undo.Status.DONE, made.error
         assert set(made.change_ids_done) == done, (scope_name, self.log)
-        self.undos.append({"id": made.pk, "scope": scope_name, "target": target, "done": done})
+        self.undos.append({"id": made.pk, "scope": scope_name, "of": scope, "target": target, "done": done})
         for pk in self.ids:
             after = snapshot(pk)
             assert after == expected[pk], (pk, scope_name, self.log[pk])
@@ -198,7 +211,7 @@ class UndoMachine(RuleBasedStateMachine):
             if target is None
             else services.request_redo(undo=Undo.objects.get(pk=target), user=self.owner, **owner_choices)
         )
-        self.undos.append({"id": again.pk, "scope": scope_name, "target": target, "done": set()})
+        self.undos.append({"id": again.pk, "scope": scope_name, "of": scope, "target": target, "done": set()})
         assert not Ticket.history.filter(cs_undo_id=again.pk).exists() and not again.change_ids_done
         assert {pk: snapshot(pk) for pk in self.ids} == expected
         self.just_undone = (made.pk, before) if target is None else None
@@ -226,15 +239,35 @@ class UndoMachine(RuleBasedStateMachine):
         """A write neither in the scope nor by one of its own earlier undos and redos."""
         return not self._in_scope(scope_name, writer) and not (writer[0] == "undo" and writer[1] in chain)
 
+    def _undos_of(self, change_ids: set[int]) -> set[int]:
+        """Undos and redos that took back (or put back) one of these changes."""
+        return {u["id"] for u in self.undos if u["done"] & change_ids}
+
+    def _taken_back(self) -> set[int]:
+        """Changes whose newest undo or redo took them back."""
+        takes_back = {}
+        for u in self.undos:  # oldest first: an undo takes back, its redo puts back, and so on
+            takes_back[u["id"]] = u["target"] is None or not takes_back[u["target"]]
+        state = set()
+        for u in self.undos:
+            state = state | u["done"] if takes_back[u["id"]] else state - u["done"]
+        return state
+
     def _expected(self, scope_name, choice: list[str]) -> tuple[dict, set[int]]:
         """The records after undoing the scope with these choices, and the changes it takes back."""
         chain = self._chain(scope_name)
         redo_of = {u["id"]: u["target"] for u in self.undos if u["target"] is not None}
         # The units that go back whole: the scope's changes; for a redo, those its undo took back.
         units = next(u["done"] for u in self.undos if u["id"] == scope_name[1]) if scope_name[0] == "undo" else None
+        # For a scope of changes, those undone already are no unit: they are not undone again.
+        taken_back = self._taken_back() if units is None else set()
         records = {}
         for (pk, entries), made in zip(self.log.items(), choice, strict=True):
-            other = [self._someone_else(scope_name, chain, writer) for writer, _ in entries]
+            own_chain = set(chain)
+            if units is None:
+                own_changes = {w[1] for w, _ in entries if self._in_scope(scope_name, w)}
+                own_chain |= self._undos_of(own_changes)
+            other = [self._someone_else(scope_name, own_chain, writer) for writer, _ in entries]
             changers = {
                 slot: [i for i in range(len(entries)) if i == 0 or entries[i][1][slot] != entries[i - 1][1][slot]]
                 for slot in SLOTS
@@ -248,7 +281,9 @@ class UndoMachine(RuleBasedStateMachine):
                 last = own[-1]
                 later = [i for i in changers[slot] if i > last and other[i]]
                 before = next(entries[i][1][slot] for i in reversed(changers[slot]) if i < last and other[i])
-                if entries[-1][1][slot] == before:
+                # What the scope and its own undos and redos left in it, last.
+                left = entries[[i for i in changers[slot] if not other[i]][-1]][1][slot]
+                if entries[-1][1][slot] == before or left == before:
                     decided[slot] = "already"
                 elif later and made != "force":
                     decided[slot] = "kept"  # a later edit by someone else is kept, unless forced
@@ -257,7 +292,9 @@ class UndoMachine(RuleBasedStateMachine):
             unit_slots: dict[int, set[str]] = {}
             for i, (writer, values) in enumerate(entries):
                 if writer[0] == "change" and (
-                    writer[1] in units if units is not None else self._in_scope(scope_name, writer)
+                    writer[1] in units
+                    if units is not None
+                    else self._in_scope(scope_name, writer) and writer[1] not in taken_back
                 ):
                     unit_slots.setdefault(writer[1], set()).update(
                         s for s in SLOTS if values[s] != entries[i - 1][1][s]
