@@ -6,7 +6,7 @@ import random
 from decimal import Decimal
 
 from django.conf import settings
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from simple_history.utils import bulk_create_with_history
@@ -15,6 +15,7 @@ from approvals.models import Agent, Workflow, hash_token
 from approvals.rules import latest_rule_set
 from approvals.rules.editing import save_rules
 from demo.models import Customer, Invoice, Refund, Ticket
+from undo import registry
 
 DEMO_PASSWORD = "countersign-demo"
 # username, groups, superuser, what they do
@@ -169,6 +170,24 @@ SUBJECTS = [
 TAGS = ["billing", "login", "refund", "bug", "sales", "shipping", "account", "urgent", "vat", "api"]
 
 
+def let_owners_edit_their_records() -> None:
+    """The demo app stands for the team's own application, where people edit records too: each
+    record type's owner group may add, change and view its records in the demo admin, and
+    its members are staff (the admin shows them only what their group may do)."""
+    owners = set()
+    for rtype in registry.all_record_types():
+        group, _ = Group.objects.get_or_create(name=rtype.owner_group)
+        name = rtype.model._meta.model_name
+        group.permissions.add(
+            *Permission.objects.filter(
+                content_type__app_label=rtype.model._meta.app_label,
+                codename__in=[f"{action}_{name}" for action in ("add", "change", "view")],
+            )
+        )
+        owners.add(group.name)
+    User.objects.filter(groups__name__in=owners, is_staff=False).update(is_staff=True)
+
+
 class Command(BaseCommand):
     help = "Load the demo records, groups, users, workflows and demo agent (idempotent)."
 
@@ -176,6 +195,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             made = self.records()
             self.people()
+            let_owners_edit_their_records()
             rules = self.rules()
             token = self.agent()
         self.stdout.write(f"Demo data: {made}")
