@@ -47,13 +47,13 @@ class Preview:
     changes: int = 0
     records: int = 0
     records_to_write: int = 0
-    fields: int = 0
+    fields: int = 0  # fields set back, on records that go back (creates aside)
     conflicts: int = 0  # records with at least one conflict
     conflict_fields: int = 0
     held: int = 0  # records where fields stay with a change in conflict elsewhere
     already: int = 0  # records already back entirely
     cannot: int = 0
-    creates: int = 0  # records the scope created, to soft-delete
+    creates: int = 0  # records the scope created, to soft-delete (among records_to_write)
     skipped: int = 0  # records the owner chose to leave as they are
     # Per record type, the newest history id before planning: what the preview showed. The
     # confirm form sends it back; the undo reaches no later write, and forces over none.
@@ -62,6 +62,11 @@ class Preview:
     conflict_items: list[PreviewItem] = field(default_factory=list)
     more_items: int = 0
     more_conflicts: int = 0
+
+    @property
+    def records_back(self) -> int:
+        """Records set back, apart from the created ones removed."""
+        return self.records_to_write - self.creates
 
     @property
     def nothing_to_do(self) -> bool:
@@ -137,9 +142,10 @@ def _count(preview: Preview, plan: RecordPlan, changes: set[int]) -> None:
     writes = plan.to_write()
     if writes:
         preview.records_to_write += 1
-        preview.fields += len(writes)
-    if plan.undo_create and writes:
-        preview.creates += 1
+        if plan.undo_create:
+            preview.creates += 1  # removed, not set back field by field
+        else:
+            preview.fields += len(writes)
     if plan.conflicts:
         preview.conflicts += 1
         preview.conflict_fields += len(plan.conflicts)

@@ -123,7 +123,7 @@ class RecordType:
         if isinstance(model_field, models.BooleanField):
             return "yes" if value else "no"
         if isinstance(model_field, models.ForeignKey):
-            return f"{model_field.related_model._meta.verbose_name} #{value}"
+            return describe_reference(model_field.related_model, value)
         return str(value)
 
     def current_values(self, instance: models.Model, names) -> dict[str, Any]:
@@ -366,6 +366,19 @@ def _attributes(model: type[models.Model], declared) -> dict[str, Attribute]:
     return {
         name: Attribute(name=name, label=name.replace("_", " "), path=path, model=model) for name, path in paths.items()
     }
+
+
+def describe_reference(model: type[models.Model], pk: Any) -> str:
+    """The record a foreign key names, as a person reads it: "Northwind Solar (customer #42)"."""
+    kind = f"{model._meta.verbose_name} #{pk}"
+    rtype = for_model(model)
+    try:
+        found = (rtype.queryset() if rtype else model._base_manager).filter(pk=pk).first()
+    except (TypeError, ValueError, OverflowError):  # not an id at all (an agent's expected value, say)
+        return kind
+    if found is None:
+        return f"{kind} (not found)"
+    return rtype.describe(found) if rtype else f"{found} ({kind})"
 
 
 def get(name: str) -> RecordType:

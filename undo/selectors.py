@@ -197,22 +197,15 @@ def timeline(rtype: registry.RecordType, record_id: int, *, page: int | str = 1,
     for i, row in enumerate(rows[: len(ids)]):
         values = tuple(row[n] for n in names)
         previous = tuple(rows[i + 1][n] for n in names) if i + 1 < len(rows) else None
+        who, reason = _writer_and_reason(row, kinds, runs)
         versions.append(
             Version(
                 history_id=row["history_id"],
                 number=first_number - i,
                 date=row["history_date"],
                 kind=row["history_type"],
-                who=who_wrote(
-                    username=row["history_user__username"],
-                    agent_label=row["cs_agent_label"],
-                    run_id=row["cs_run_id"],
-                    change_id=row["cs_change_id"],
-                    undo_id=row["cs_undo_id"],
-                    undo_kinds=kinds,
-                    run_names=runs,
-                ),
-                reason=row["history_change_reason"] or "",
+                who=who,
+                reason=reason,
                 diff=diff(tbl.slots, previous, values),
                 change_id=row["cs_change_id"],
                 run_id=row["cs_run_id"],
@@ -226,6 +219,29 @@ def timeline(rtype: registry.RecordType, record_id: int, *, page: int | str = 1,
         )
     result.object_list = versions
     return result
+
+
+def _writer_and_reason(row: dict, kinds: dict[int, str], runs: dict) -> tuple[str, str]:
+    """Who wrote a version, and the reason beside it. A version written outside Countersign
+    with no user says what is known: its writer's own reason ("created by the demo seed"),
+    else that nobody was recorded."""
+    reason = row["history_change_reason"] or ""
+    tagged = row["history_user__username"] or row["cs_agent_label"] or row["cs_change_id"] or row["cs_undo_id"]
+    if not tagged:
+        if reason:
+            return reason, ""
+        verb = "created" if row["history_type"] == "+" else "changed"
+        return f"{verb} outside Countersign, with no user recorded", ""
+    who = who_wrote(
+        username=row["history_user__username"],
+        agent_label=row["cs_agent_label"],
+        run_id=row["cs_run_id"],
+        change_id=row["cs_change_id"],
+        undo_id=row["cs_undo_id"],
+        undo_kinds=kinds,
+        run_names=runs,
+    )
+    return who, reason
 
 
 def undo_name(undo_id: int, kinds: dict[int, str]) -> str:

@@ -168,3 +168,40 @@ def test_finance_restores_invoices_not_tickets(finance, support, db):
     human_edit(support, ticket, status="closed")
     first = ticket.history.order_by("history_id").first()
     assert client.get(f"/records/ticket/{ticket.pk}/restore/{first.history_id}/").status_code == 403
+
+
+def test_a_first_version_says_where_it_came_from_and_names_the_customer(support, history):
+    ticket, _, _ = history
+    page = client_for(support).get(f"/records/ticket/{ticket.pk}/").content.decode()
+
+    assert "someone (no user recorded)" not in page
+    assert "created outside Countersign, with no user recorded" in page
+    # A reference reads as the record it names, not as a number.
+    assert f"customer: Northwind Solar (customer #{ticket.customer_id})" in page
+
+
+def test_a_seeded_record_says_the_demo_seed_created_it(support, settings, tmp_path):
+    import io
+
+    from django.core.management import call_command
+
+    settings.VAR_DIR = tmp_path
+    call_command("seed_demo", stdout=io.StringIO())
+    ticket = Ticket.objects.order_by("id").first()
+
+    page = client_for(support).get(f"/records/ticket/{ticket.pk}/").content.decode()
+
+    assert "created by the demo seed" in page and "no user recorded" not in page
+    assert f"customer: {ticket.customer.name} (customer #{ticket.customer_id})" in page
+
+
+def test_a_change_of_customer_names_both_customers(support, run_agent, workflow):
+    from tests.factories import make_customer
+
+    ticket = make_ticket()
+    other = make_customer(name="Contoso Foods")
+    apply_run(run_agent, workflow, "r-8", [(ticket, {"customer": other.pk})])
+
+    page = client_for(support).get(f"/records/ticket/{ticket.pk}/").content.decode()
+
+    assert f"customer: Northwind Solar (customer #{ticket.customer_id}) → Contoso Foods (customer #{other.pk})" in page

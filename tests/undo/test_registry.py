@@ -115,3 +115,13 @@ def test_missing_references_are_found_in_one_query(db, django_assert_num_queries
     with django_assert_num_queries(1):
         missing = registry.get("ticket").missing_references(values)
     assert list(missing) == [1] and missing[1].key == "customer"
+
+
+def test_a_reference_reads_as_the_record_it_names(db):
+    customer = Customer.objects.create(name="Northwind Solar", billing_email="ap@northwind.example")
+    text = registry.get("ticket").describe_change("create", None, {"customer": customer.pk, "subject": "Refund"})
+    assert text == f"Create a ticket with Northwind Solar (customer #{customer.pk}), subject Refund"
+    assert registry.get("ticket").display("customer", 10**6) == "customer #1000000 (not found)"
+    # What an agent said it saw may be no id at all: still words, never an error.
+    assert registry.get("ticket").display("customer", "abc") == "customer #abc"
+    assert registry.get("ticket").display("customer", 2**70).startswith(f"customer #{2**70}")

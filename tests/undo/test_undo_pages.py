@@ -270,6 +270,20 @@ def test_undoing_a_run_again_after_a_later_run_lists_no_conflict_and_forces_noth
     assert set(later.changes.values_list("status", flat=True)) == {S.APPLIED}
 
 
+def test_the_preview_of_undoing_a_create_says_the_record_is_removed(support, run_agent, workflow, tickets):
+    created, _ = apply_run(
+        run_agent,
+        workflow,
+        "r-120",
+        [("ticket", "create", [], {"customer": tickets[0].customer_id, "subject": "Refund 12"})],
+    )
+
+    page = client_for(support).get(f"/runs/{created.pk}/undo").content.decode()
+
+    assert "<strong>1</strong> created record is removed (soft-deleted: it can be restored)" in page
+    assert "</strong> goes back (" not in page and "</strong> go back (" not in page
+
+
 def test_the_incident_scope_page(support, run_agent, run, tickets):
     since = (timezone.localtime() - timezone.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
     client = client_for(support)

@@ -221,7 +221,7 @@ class Command(BaseCommand):
                     permission_level=rng.choices(["viewer", "editor", "admin"], weights=[60, 30, 10])[0],
                 )
             )
-        reason = "demo data"
+        reason = "created by the demo seed"
         customers = bulk_create_with_history(customers, Customer, default_change_reason=reason)
         customers = list(Customer.all_objects.order_by("id"))
         tickets = [
