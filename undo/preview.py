@@ -14,7 +14,7 @@ from .chunks import chunks_of
 from .models import Undo
 from .revert import RecordPlan, no_gc_pauses
 from .scopes import NothingToUndo, Scope
-from .selectors import chain_of, describe_writers, display_slot, redo_targets, undone_changes
+from .selectors import UndoneChanges, chain_of, describe_writers, display_slot, redo_targets
 from .tables import DELETED
 
 
@@ -91,7 +91,7 @@ def preview_undo(
     chain = chain_of(scope.key())
     candidates = frozenset(target.change_ids_done) if target else None
     redos = redo_targets()
-    undone = None if target else undone_changes()
+    undone = None if target else UndoneChanges()
     # Read before the histories are: anything newer was not in this preview.
     newest = {
         rtype.name: rtype.model.history.aggregate(newest=Max("history_id"))["newest"] or 0

@@ -258,7 +258,8 @@ def _plan_record(
                 plan.change_slots[change_id] = set(changed)
             _plan_last_write(plan, tbl, changed, previous, current)
             return plan
-    if undone is not None and undone.by_undo:
+    written_by_undos = undone is not None and any(r[H_UNDO] is not None for r in rows)
+    if written_by_undos and undone.by_undo:
         # An undo (or redo) of this record's changes in the scope is the scope's own history too.
         own_changes = {r[H_CHANGE] for r in rows if r[H_ID] in scope_ids}
         kinds = [
@@ -280,7 +281,8 @@ def _plan_record(
     changed.extend(_changed_slots(tbl, values[i], values[i - 1]) for i in range(1, n))
     if redos:
         _cancel_undo_redo_pairs(rows, kinds, changed, values, redos)
-    taken_back = undone.taken_back if undone is not None else _NONE
+    # A change undone already is not undone again (an undo wrote its records, if it was).
+    taken_back = undone.taken_back if written_by_undos else _NONE
     for i in scoped if candidates is None else range(n):
         change_id = rows[i][H_CHANGE]
         if change_id is not None and (candidates is None or change_id in candidates) and change_id not in taken_back:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, OuterRef, Subquery
@@ -319,42 +320,49 @@ def redo_targets() -> dict[int, int]:
     return dict(Undo.objects.filter(target__isnull=False).values_list("id", "target_id"))
 
 
-@dataclass(frozen=True)
 class UndoneChanges:
-    """What undos did to changes: which changes each took back or put back, and which stay taken back."""
+    """What undos did to changes: which changes each took back or put back, and which stay
+    taken back. Read from the undos in one query on first use: planning asks only for a
+    record that an undo wrote, so a first undo of a run never pays for it."""
 
-    by_undo: dict[int, frozenset[int]]  # undo id → the changes it took back (or a redo: put back)
-    taken_back: frozenset[int]  # changes the newest undo or redo to touch them took back
+    @cached_property
+    def _read(self) -> tuple[dict[int, frozenset[int]], frozenset[int]]:
+        rows = list(Undo.objects.order_by("id").values_list("id", "target_id", "change_ids_done"))
+        target = {pk: target_id for pk, target_id, _ in rows}
+        undoes: dict[int, bool] = {}
+
+        def takes_back(pk: int) -> bool:
+            # An undo takes changes back, its redo puts them back, a redo of that takes them back again.
+            if pk not in undoes:
+                undoes[pk] = target.get(pk) is None or not takes_back(target[pk])
+            return undoes[pk]
+
+        by_undo: dict[int, frozenset[int]] = {}
+        taken_back: set[int] = set()
+        for pk, _, done in rows:
+            if not done:
+                continue
+            by_undo[pk] = frozenset(done)
+            if takes_back(pk):
+                taken_back.update(done)
+            else:
+                taken_back.difference_update(done)
+        return by_undo, frozenset(taken_back)
+
+    @property
+    def by_undo(self) -> dict[int, frozenset[int]]:
+        """Undo id → the changes it took back (a redo: put back)."""
+        return self._read[0]
+
+    @property
+    def taken_back(self) -> frozenset[int]:
+        """Changes the newest undo or redo to touch them took back."""
+        return self._read[1]
 
     def touched(self, undo_id: int | None, change_ids: set[int]) -> bool:
         """True when that undo took back (or put back) one of these changes."""
         done = self.by_undo.get(undo_id) if undo_id else None
         return bool(done) and not done.isdisjoint(change_ids)
-
-
-def undone_changes() -> UndoneChanges:
-    """Every undo's changes and which changes are undone now, in one query (nothing when no undo took any)."""
-    rows = list(Undo.objects.order_by("id").values_list("id", "target_id", "change_ids_done"))
-    target = {pk: target_id for pk, target_id, _ in rows}
-    undoes: dict[int, bool] = {}
-
-    def takes_back(pk: int) -> bool:
-        # An undo takes changes back, its redo puts them back, a redo of that takes them back again.
-        if pk not in undoes:
-            undoes[pk] = target.get(pk) is None or not takes_back(target[pk])
-        return undoes[pk]
-
-    by_undo: dict[int, frozenset[int]] = {}
-    taken_back: set[int] = set()
-    for pk, _, done in rows:
-        if not done:
-            continue
-        by_undo[pk] = frozenset(done)
-        if takes_back(pk):
-            taken_back.update(done)
-        else:
-            taken_back.difference_update(done)
-    return UndoneChanges(by_undo, frozenset(taken_back))
 
 
 def chain_of(scope_key: str, *, undo_id: int | None = None) -> frozenset[int]:

@@ -26,7 +26,7 @@ from .models import Undo
 from .preview import describe_plans
 from .revert import no_gc_pauses
 from .scopes import NothingToUndo, Scope
-from .selectors import chain_of, extent, redo_targets, undone_changes
+from .selectors import UndoneChanges, chain_of, extent, redo_targets
 from .signals import changes_redone, changes_undone, undo_finished, undo_requested
 
 logger = logging.getLogger(__name__)
@@ -234,7 +234,7 @@ def execute_undo(*, undo_id: int) -> Undo | None:
     redos = redo_targets()
     candidates = frozenset(undo.target.change_ids_done) if undo.target_id else None
     # For an undo of changes: which of them were undone already (by this undo's earlier attempt too).
-    undone = None if undo.target_id else undone_changes()
+    undone = None if undo.target_id else UndoneChanges()
     reason = f"{undo.get_kind_display()} #{undo.pk} by {undo.requested_by_label}: {undo.description}"[:2000]
     signal = changes_undone if undo.undoes_changes else changes_redone
     try:
