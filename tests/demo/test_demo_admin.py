@@ -46,7 +46,9 @@ def test_an_owner_edits_a_ticket_in_the_admin_and_the_history_says_who(editors):
     support, _ = editors
     (ticket,) = make_tickets(1)
     client = client_for(support)
-    assert client.get(f"/admin/demo/ticket/{ticket.pk}/change/").status_code == 200
+    assert client.get("/admin/demo/ticket/").status_code == 200
+    form = client.get(f"/admin/demo/ticket/{ticket.pk}/change/").content.decode()
+    assert f'href="/records/ticket/{ticket.pk}/"' in form  # "View on site": its Countersign page
 
     response = _edit(client, ticket, status="closed")
 
