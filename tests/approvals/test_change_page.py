@@ -80,7 +80,8 @@ def test_an_applied_create_links_the_record_it_made(api, ticket, support, client
     record_page = client.get(f"/records/ticket/{made.pk}/changes/").content.decode()
     assert "No agent has proposed a change to it" not in record_page
     assert f'href="/changes/{change.pk}/">change #{change.pk}</a>' in record_page
-    assert f"create a ticket with customer #{ticket.customer_id}, subject Refund asked by phone" in record_page
+    customer = f"{ticket.customer.name} (customer #{ticket.customer_id})"
+    assert f"create a ticket with {customer}, subject Refund asked by phone" in record_page
 
 
 def test_every_callback_attempt_shows_on_the_change_page(api, ticket, support, agent, client, receiver):
