@@ -44,15 +44,22 @@ def send_review_digests(*, now=None) -> dict[str, int]:
         by_group.setdefault(change.review_group or "reviewers", []).append(change)
     sent = {}
     for group, changes in sorted(by_group.items()):
+        recipients = _recipients(group)
+        if not recipients:
+            # Nothing is marked: once someone in the group has an address, the next run lists them.
+            logger.warning(
+                "review digest: nobody in group %s has an email address; %d changes wait for one",
+                group,
+                len(changes),
+            )
+            continue
         # Claim first, so two beat runs never list the same change twice.
         ids = [c.pk for c in changes]
         claimed = Change.objects.filter(pk__in=ids, digest_sent_at__isnull=True).update(digest_sent_at=now)
         if claimed != len(ids):
             mine = set(Change.objects.filter(pk__in=ids, digest_sent_at=now).values_list("pk", flat=True))
             changes = [c for c in changes if c.pk in mine]
-        recipients = _recipients(group)
-        if not recipients:
-            logger.warning("review digest: nobody in group %s has an email address; %d changes", group, len(changes))
+        if not changes:
             continue
         try:
             send_mail(_subject(group, changes), _body(group, changes, now), None, recipients)

@@ -57,7 +57,8 @@ if not DEBUG and not envsecret("SECRET_KEY"):
     raise ImproperlyConfigured("Set SECRET_KEY (or SECRET_KEY_FILE) when DEBUG is False")
 ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",")
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
-SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
+# Where people and the demo agent reach this site (links in e-mails); bin/run serves on $PORT.
+SITE_URL = os.environ.get("SITE_URL", f"http://127.0.0.1:{os.environ.get('PORT', '8000')}")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -151,6 +152,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "countersign@localhost")
+# For EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend (what bin/run uses): one file per batch.
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 
 # Agent API bodies: a batch of 1,000 changes with long reasoning fits; more is refused with 413.
 API_MAX_BODY_BYTES = envint("API_MAX_BODY_BYTES", str(8 * 1024 * 1024))

@@ -81,3 +81,23 @@ def test_decided_changes_are_not_listed(late, mailoutbox, support):
 def test_it_runs_periodically():
     entry = settings.CELERY_BEAT_SCHEDULE["review-digests"]
     assert entry["task"] == "approvals.tasks.send_review_digests_task"
+
+
+def test_a_group_nobody_can_be_emailed_in_keeps_its_changes_for_a_later_digest(late, mailoutbox, support):
+    support.email = ""
+    support.save()
+    assert send_review_digests() == {"finance": 1}
+    # Nobody in support was e-mailed: its changes are not marked as listed.
+    assert Change.objects.filter(review_group="support", digest_sent_at__isnull=False).count() == 0
+    support.email = "sam@example.com"
+    support.save()
+    assert send_review_digests() == {"support": 2}
+    assert mailoutbox[-1].to == ["sam@example.com"]
+
+
+def test_digest_links_use_the_configured_site_url(late, mailoutbox, settings):
+    settings.SITE_URL = "http://127.0.0.1:18080/"
+    send_review_digests()
+    body = {tuple(m.to): m for m in mailoutbox}[("sam@example.com",)].body
+    assert f"http://127.0.0.1:18080/changes/{late[2].pk}/" in body
+    assert "http://127.0.0.1:18080/review/?risk=high" in body

@@ -21,7 +21,7 @@ class Command(BaseCommand):
     help = "Post a realistic demo run (ticket tagging, resolutions, email fixes, refunds) through the agent API."
 
     def add_arguments(self, parser):
-        parser.add_argument("--url", default="http://127.0.0.1:8000")
+        parser.add_argument("--url", default="", help="Countersign's address (default: the SITE_URL setting)")
         parser.add_argument("--token", default="", help="Agent token (default: the demo agent's, from var/)")
         parser.add_argument("--if-first", action="store_true", help="Do nothing if any run exists already")
         parser.add_argument("--seed", type=int, default=None)
@@ -31,6 +31,7 @@ class Command(BaseCommand):
             self.stdout.write("Demo runs exist already; the demo agent posts nothing.")
             return
         token = token or (settings.VAR_DIR / "demo_agent_token").read_text().strip()
+        url = url or settings.SITE_URL
         _wait_for(url)
         client = Client(url, token=token)
         rng = random.Random(seed)

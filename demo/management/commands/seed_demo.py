@@ -266,11 +266,16 @@ class Command(BaseCommand):
             )
             if created:
                 user.set_password(DEMO_PASSWORD)
-                user.save()
+            if not user.email:
+                # Review digests go to the group's members by e-mail (in the demo: files in var/mail/).
+                user.email = f"{username}@countersign-demo.example"
+            user.save()
             user.groups.set(Group.objects.filter(name__in=groups))
         for name, title, owner in WORKFLOWS:
+            # A digest after ten minutes of waiting, so that trying the demo shows one.
             Workflow.objects.get_or_create(
-                name=name, defaults={"title": title, "owner": User.objects.get(username=owner)}
+                name=name,
+                defaults={"title": title, "owner": User.objects.get(username=owner), "review_wait_threshold": 10},
             )
 
     def rules(self) -> str:
