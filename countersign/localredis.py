@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -68,15 +70,30 @@ def start(port: int, directory: Path, *, persist: bool = False) -> subprocess.Po
         "warning",
     ]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{args[0]} exited at start: {process.stderr.read().decode(errors='replace')}")
-        if ping(port):
-            return process
-        time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"{args[0]} did not answer on port {port} within 10 s")
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{args[0]} exited at start: {process.stderr.read().decode(errors='replace')}")
+            if ping(port):
+                return process
+            time.sleep(0.05)
+        raise RuntimeError(f"{args[0]} did not answer on port {port} within 10 s")
+    except BaseException:
+        # Not answering, or we were told to stop while it started: never leave it behind.
+        stop(process)
+        raise
+
+
+def stop(process: subprocess.Popen, timeout: float = 10) -> None:
+    """Stop a server started by `start`: SIGTERM, then SIGKILL if it has not exited after `timeout` s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def free_port() -> int:
@@ -93,13 +110,25 @@ def main() -> None:
     if ping(args.port):
         print(f"Redis already answers on port {args.port}; using it.", flush=True)
         return
-    process = start(args.port, args.dir, persist=True)
-    print(f"Redis ({server_binary()}) on 127.0.0.1:{args.port}, pid {process.pid}", flush=True)
+    # SIGTERM (bin/run stopping, a service manager) stops the server as Ctrl-C does: Python's
+    # default would end this wrapper alone and leave the server running, adopted by PID 1.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGHUP, _exit_on_signal)
+    process = None
     try:
-        process.wait()
-    except KeyboardInterrupt:
-        process.terminate()
-        process.wait(timeout=10)
+        process = start(args.port, args.dir, persist=True)
+        print(f"Redis ({server_binary()}) on 127.0.0.1:{args.port}, pid {process.pid}", flush=True)
+        code = process.wait()
+    except (KeyboardInterrupt, SystemExit):
+        code = 0
+    finally:
+        if process is not None:
+            stop(process)
+    sys.exit(code)
+
+
+def _exit_on_signal(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

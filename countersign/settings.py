@@ -51,10 +51,15 @@ def _local_secret_key() -> str:
     return path.read_text().strip()
 
 
-DEBUG = envbool("DEBUG", "True")
-SECRET_KEY = envsecret("SECRET_KEY") or _local_secret_key()
-if not DEBUG and not envsecret("SECRET_KEY"):
-    raise ImproperlyConfigured("Set SECRET_KEY (or SECRET_KEY_FILE) when DEBUG is False")
+# Off unless asked for (`DEBUG=true`, or `bin/run --dev`): on, every 404 lists the URL patterns
+# and every error shows a traceback with settings to whoever reaches the site.
+DEBUG = envbool("DEBUG", "False")
+SECRET_KEY = envsecret("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG and not os.environ.get("DATABASE_URL", "sqlite:").startswith("sqlite:"):
+        # A database server means processes on several machines, which must share one key.
+        raise ImproperlyConfigured("Set SECRET_KEY (or SECRET_KEY_FILE) when the database is not SQLite")
+    SECRET_KEY = _local_secret_key()
 ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",")
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 # Where people and the demo agent reach this site (links in e-mails); bin/run serves on $PORT.
