@@ -19,7 +19,7 @@ from undo import registry
 from undo.apply import ApplyConflict, ApplyError, apply_change
 from undo.history import Tags
 
-from . import lifecycle
+from . import broker, lifecycle
 from .lifecycle import Actor
 from .models import WAITING, Approval, Change, Event
 
@@ -219,7 +219,7 @@ def approve_many(*, change_ids: Iterable[int], user) -> BulkOutcome:
             continue
         (outcome.awaiting_more if change.status in WAITING else outcome.decided).append(change.pk)
     if queued:
-        transaction.on_commit(partial(enqueue_apply, queued))
+        transaction.on_commit(partial(enqueue_apply_soon, queued))
     return outcome
 
 
@@ -260,10 +260,16 @@ def _queue(change: Change, *, actor: Actor, queued: list[int] | None = None) -> 
         if queued is not None:
             queued.append(change.pk)
         else:
-            transaction.on_commit(partial(enqueue_apply, [change.pk]))
+            transaction.on_commit(partial(enqueue_apply_soon, [change.pk]))
 
 
 # Applying ---------------------------------------------------------------------
+
+
+def enqueue_apply_soon(change_ids: list[int]) -> None:
+    """Hand queued changes to the workers from this process's publisher thread: a request that
+    queued them answers without waiting on the broker (see approvals.broker)."""
+    broker.send_soon(partial(enqueue_apply, change_ids))
 
 
 def enqueue_apply(change_ids: list[int]) -> None:

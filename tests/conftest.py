@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -143,8 +144,16 @@ class RedisServer:
             pytest.fail(f"End-to-end tests need a real Redis server and none could be started: {exc}")
 
     def stop(self) -> None:
+        self.resume()
         self.process.terminate()
         self.process.wait(timeout=10)
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections are accepted by the kernel, nothing answers."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
 
 
 @pytest.fixture(scope="session")

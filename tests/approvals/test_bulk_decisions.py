@@ -106,7 +106,7 @@ def test_bulk_approvals_are_enqueued_in_one_batch(
     support, resolutions, monkeypatch, django_capture_on_commit_callbacks
 ):
     batches = []
-    monkeypatch.setattr(services, "enqueue_apply", batches.append)
+    monkeypatch.setattr(services, "enqueue_apply_soon", batches.append)
     with django_capture_on_commit_callbacks(execute=True):
         services.approve_many(change_ids=[c.pk for c in resolutions], user=support)
     assert batches == [[c.pk for c in resolutions]]
