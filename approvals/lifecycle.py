@@ -320,3 +320,17 @@ def claim(change_ids: Iterable[int], *, lease_seconds: int, actor: Actor) -> lis
         )
         append_events(_event(c, S.QUEUED, S.APPLYING, actor, f"attempt {c.attempts}", now) for c in claimed)
     return claimed
+
+
+def renew(changes: Iterable[Change], *, lease_seconds: int) -> int:
+    """Extend the lease of claimed changes still applying under the attempt that claimed them
+    (a live worker's heartbeat); returns how many were renewed. A change the sweeper took back,
+    or another worker claimed since, has another status or attempt and is left alone."""
+    until = timezone.now() + timedelta(seconds=lease_seconds)
+    by_attempt: dict[int, list[int]] = {}
+    for change in changes:
+        by_attempt.setdefault(change.attempts, []).append(change.pk)
+    renewed = 0
+    for attempts, ids in by_attempt.items():
+        renewed += Change.objects.filter(pk__in=ids, status=S.APPLYING, attempts=attempts).update(lease_until=until)
+    return renewed

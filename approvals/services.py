@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 
+from django import db
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import DatabaseError, IntegrityError, transaction
@@ -295,9 +298,40 @@ def apply_changes(*, change_ids: Iterable[int]) -> dict[str, int]:
     worker = Actor.system("worker")
     claimed = lifecycle.claim(change_ids, lease_seconds=settings.APPLY_LEASE_SECONDS, actor=worker)
     counts = {"applied": 0, "conflict": 0, "failed": 0, "retry": 0}
-    for change in claimed:
-        counts[_apply_one(change, worker)] += 1
+    with _heartbeat(claimed):
+        for change in claimed:
+            counts[_apply_one(change, worker)] += 1
     return counts
+
+
+@contextmanager
+def _heartbeat(claimed: list[Change]):
+    """Renew the claims' short lease while this worker lives, every third of it. A worker that
+    dies (kill -9, a lost machine) stops renewing, and the sweeper retries its changes once the
+    lease runs out: seconds, not minutes. A live worker never loses its claims this way."""
+    if not claimed:
+        yield
+        return
+    stop = threading.Event()
+    lease = settings.APPLY_LEASE_SECONDS
+
+    def beat() -> None:
+        try:
+            while not stop.wait(lease / 3):
+                try:
+                    lifecycle.renew(claimed, lease_seconds=lease)
+                except DatabaseError:
+                    logger.warning("could not renew the lease of %d changes; retrying", len(claimed), exc_info=True)
+        finally:
+            db.connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name="apply-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _apply_one(change: Change, worker: Actor) -> str:

@@ -194,7 +194,7 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_BEAT_SCHEDULE = {
     "sweep-changes": {
         "task": "approvals.tasks.sweep_task",
-        "schedule": timedelta(seconds=envint("SWEEP_EVERY_SECONDS", "15")),
+        "schedule": timedelta(seconds=envint("SWEEP_EVERY_SECONDS", "5")),
     },
     "review-digests": {
         "task": "approvals.tasks.send_review_digests_task",
@@ -206,14 +206,15 @@ CELERY_BEAT_SCHEDULE = {
     },
     "sweep-undos": {
         "task": "undo.tasks.sweep_undos_task",
-        "schedule": timedelta(seconds=envint("SWEEP_EVERY_SECONDS", "15")),
+        "schedule": timedelta(seconds=envint("SWEEP_EVERY_SECONDS", "5")),
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # Applying: how many changes one task claims, how long a claim lasts, how often to retry.
 APPLY_BATCH_SIZE = envint("APPLY_BATCH_SIZE", "200")
-APPLY_LEASE_SECONDS = envint("APPLY_LEASE_SECONDS", "120")
+# A live worker renews its claims every third of the lease; a dead one's are retried once it runs out.
+APPLY_LEASE_SECONDS = envint("APPLY_LEASE_SECONDS", "15")
 APPLY_MAX_ATTEMPTS = envint("APPLY_MAX_ATTEMPTS", "5")
 # A queued change whose task has not claimed it after this long is enqueued again.
 REQUEUE_AFTER_SECONDS = envint("REQUEUE_AFTER_SECONDS", "30")

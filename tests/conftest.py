@@ -169,57 +169,72 @@ def redis_url(redis_server):
     return redis_server.url
 
 
+def start_celery_worker(redis_url: str, name: str = "test", **env: str) -> subprocess.Popen:
+    """Start a real `celery worker` process (solo pool) on the test database and `redis_url`;
+    returns once it is ready. Its log is var/<name>-worker.log."""
+    from django.db import connection
+
+    log_path = ROOT / "var" / f"{name}-worker.log"
+    environ = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+        **env,
+    }
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "countersign",
+                "worker",
+                "--pool=solo",
+                "--loglevel=INFO",
+                "-n",
+                f"{name}@%h",
+            ],
+            cwd=ROOT,
+            env=environ,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while "ready" not in log_path.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("The Celery worker did not start:\n" + log_path.read_text())
+        time.sleep(0.2)
+    return process
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after `timeout` s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @pytest.fixture
 def celery_worker_process(request, redis_url, live_server, settings, transactional_db):
     """A real `celery worker` process on the test database and the test Redis.
 
     It reads its settings from the environment: a test with a callback receiver passes the
     networks that receiver needs allowed (the receiver is set up first, whatever the order)."""
-    from django.db import connection
-
     if "receiver" in request.fixturenames:
         request.getfixturevalue("receiver")
     settings.CELERY_BROKER_URL = redis_url
     point_celery_at(redis_url)
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
-        "APPLY_LEASE_SECONDS": "30",
-        "CALLBACK_ALLOWED_NETWORKS": ",".join(settings.CALLBACK_ALLOWED_NETWORKS),
-    }
-    log = open(ROOT / "var" / "test-worker.log", "w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "countersign",
-            "worker",
-            "--pool=solo",
-            "--loglevel=INFO",
-            "-n",
-            "test@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    process = start_celery_worker(
+        redis_url, "test", CALLBACK_ALLOWED_NETWORKS=",".join(settings.CALLBACK_ALLOWED_NETWORKS)
     )
-    deadline = time.monotonic() + 30
-    while "ready" not in (ROOT / "var" / "test-worker.log").read_text():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("The Celery worker did not start:\n" + (ROOT / "var" / "test-worker.log").read_text())
-        time.sleep(0.2)
     yield process
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    stop_process(process)
     point_celery_at(CLOSED_BROKER)
 
 

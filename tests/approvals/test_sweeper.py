@@ -70,3 +70,18 @@ def test_a_stale_worker_cannot_apply_after_its_claim_was_taken_over(api, enqueue
     from demo.models import Ticket
 
     assert Ticket.objects.get(pk=ticket).history.count() == 2  # created + applied once
+
+
+def test_a_live_workers_heartbeat_keeps_its_claim_and_only_its_own(api, enqueued):
+    change = queued_changes(api, 1)[0]
+    worker = lifecycle.Actor.system("worker")
+    mine = lifecycle.claim([change.pk], lease_seconds=1, actor=worker)
+    assert lifecycle.renew(mine, lease_seconds=60) == 1
+    assert services.sweep()["expired"] == 0  # renewed: not taken back
+    # Once the claim is taken back (the heartbeat stopped) and claimed again, the old
+    # worker's heartbeat renews nothing: the change is the new claimer's alone.
+    Change.objects.filter(pk=change.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert services.sweep()["expired"] == 1
+    theirs = lifecycle.claim([change.pk], lease_seconds=60, actor=worker)
+    assert lifecycle.renew(mine, lease_seconds=600) == 0
+    assert lifecycle.renew(theirs, lease_seconds=600) == 1
