@@ -205,3 +205,11 @@ def test_when_one_process_dies_bin_run_stops_the_others(bin_run):
 
 def _parent(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_ctrl_c_stops_every_process(bin_run):
+    bin_run.wait_until_running()
+    # Ctrl-C in a terminal signals the foreground process group: bin/run's own.
+    os.killpg(bin_run.process.pid, signal.SIGINT)
+    bin_run.wait_for_exit()
+    _assert_all_stopped(bin_run)
