@@ -157,7 +157,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "countersign@localhost")
-# For EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend (what bin/run uses): one file per batch.
+# For EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend (what bin/run uses): a file per sending.
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 
 # Agent API bodies: a batch of 1,000 changes with long reasoning fits; more is refused with 413.
