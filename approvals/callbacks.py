@@ -24,6 +24,7 @@ from django.db.models import Prefetch
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
+from . import broker
 from .models import Agent, Approval, CallbackDelivery, Change, Event
 from .outbound import post
 
@@ -108,7 +109,7 @@ def announce(change: Change, *, outcome: str) -> CallbackDelivery | None:
         payload=outcome_payload(change, outcome),
         next_attempt_at=timezone.now(),
     )
-    transaction.on_commit(partial(enqueue_delivery, delivery.pk))
+    transaction.on_commit(partial(broker.send_soon, partial(enqueue_delivery, delivery.pk)))
     return delivery
 
 
@@ -141,7 +142,7 @@ def announce_many(change_ids: list[int], *, outcome: str) -> list[int]:
         ]
         made.extend(d.pk for d in CallbackDelivery.objects.bulk_create(deliveries))
     if made:
-        transaction.on_commit(partial(enqueue_deliveries, made))
+        transaction.on_commit(partial(broker.send_soon, partial(enqueue_deliveries, made)))
     return made
 
 

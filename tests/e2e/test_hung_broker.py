@@ -11,7 +11,7 @@ import redis
 from approvals import services
 from approvals.models import Change
 from tests.conftest import CLOSED_BROKER, RedisServer, point_celery_at, wait_until
-from tests.factories import make_tickets, ticket_change
+from tests.factories import make_tickets, propose_waiting, ticket_change
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -52,3 +52,26 @@ def test_proposals_are_answered_at_once_while_the_broker_hangs(frozen_redis, api
         return broker.llen("celery") >= 1
 
     wait_until(enqueued, timeout=20)
+
+
+def test_a_reviewers_approval_is_answered_at_once_while_the_broker_hangs(
+    frozen_redis, api, agent, receiver, support, client
+):
+    # The approval queues the change and records the agent's callback: neither may wait on the broker.
+    agent.set_callback(receiver.url)
+    agent.save()
+    (ticket,) = make_tickets(1)
+    change = propose_waiting(api, ticket, "op-hung-review")
+    client.force_login(support)
+    frozen_redis.pause()
+    try:
+        started = time.monotonic()
+        response = client.post(f"/changes/{change.pk}/approve")
+        elapsed = time.monotonic() - started
+    finally:
+        frozen_redis.resume()
+    assert response.status_code in (200, 302), response.content
+    assert elapsed < 1.0, f"the approval waited {elapsed:.1f} s on the hung broker"
+    change.refresh_from_db()
+    assert change.status == Change.Status.QUEUED
+    assert change.callback_deliveries.count() == 1
