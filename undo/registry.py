@@ -150,9 +150,14 @@ class RecordType:
             f"the {self.fields[n].label} of {record} from {self.display(n, current.get(n))} to {self.display(n, v)}"
             if i == 0
             else f"the {self.fields[n].label} from {self.display(n, current.get(n))} to {self.display(n, v)}"
-            for i, (n, v) in enumerate(values.items())
+            for i, (n, v) in enumerate(self._in_field_order(values))
         ]
         return "Change " + (", and ".join(parts) if parts else f"nothing on {record}")
+
+    def _in_field_order(self, values: dict[str, Any]) -> list[tuple[str, Any]]:
+        # In the registration's order: a JSON column on PostgreSQL (jsonb) does not keep the agent's key order.
+        order = {name: i for i, name in enumerate(self.fields)}
+        return sorted(values.items(), key=lambda item: order.get(item[0], len(order)))
 
     def _field_values(self, values: dict[str, Any]) -> str:
         """ "invoice #12, amount 112.50": a reference already names its kind, so no label before it."""
@@ -160,7 +165,7 @@ class RecordType:
             self.display(n, v)
             if isinstance(self.fields[n].model_field, models.ForeignKey)
             else f"{self.fields[n].label} {self.display(n, v)}"
-            for n, v in values.items()
+            for n, v in self._in_field_order(values)
         )
 
     @property
@@ -179,7 +184,7 @@ class RecordType:
             f"the {self.fields[n].label} of {self.plural} to {self.display(n, v)}"
             if i == 0
             else f"the {self.fields[n].label} to {self.display(n, v)}"
-            for i, (n, v) in enumerate(values.items())
+            for i, (n, v) in enumerate(self._in_field_order(values))
         ]
         return "set " + ", and ".join(parts)
 

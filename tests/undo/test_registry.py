@@ -125,3 +125,10 @@ def test_a_reference_reads_as_the_record_it_names(db):
     # What an agent said it saw may be no id at all: still words, never an error.
     assert registry.get("ticket").display("customer", "abc") == "customer #abc"
     assert registry.get("ticket").display("customer", 2**70).startswith(f"customer #{2**70}")
+
+
+def test_a_change_reads_in_the_registrations_field_order_whatever_the_order_of_its_values(db):
+    # PostgreSQL's jsonb hands keys back in its own order; the sentence must not depend on it.
+    customer = Customer.objects.create(name="Northwind Solar", billing_email="ap@northwind.example")
+    text = registry.get("ticket").describe_change("create", None, {"subject": "Refund", "customer": customer.pk})
+    assert text == f"Create a ticket with Northwind Solar (customer #{customer.pk}), subject Refund"
