@@ -142,7 +142,9 @@ def edit(request: HtmxHttpRequest, change_id: int) -> HttpResponse:
         except (ChangeMoved, IllegalTransition):
             return _refused(request, change, _moved_message(change), status=409)
         else:
-            return _decided(request, change, " with your corrections")
+            # Approving the correction form unchanged approves the proposal as it was: say so.
+            corrected = change.approvals.filter(reviewer=request.user).latest("id").edited_values is not None
+            return _decided(request, change, " with your corrections" if corrected else "")
     return _edit_page(request, change, form, status=422)
 
 

@@ -54,16 +54,35 @@
     }
   }
 
+  // Deciding keys wait a moment before they act: a key that follows within BURST_MS means the
+  // person is typing text into a page with no field focused, and then no key decides anything
+  // until they stop (typing "reject all" selects nothing and approves nothing).
+  var BURST_MS = 250;
+  var QUIET_MS = 1000;
+  var lastKeyAt = 0;
+  var typingUntil = 0;
+  var pending = null;
+
+  function later(fn) {
+    pending = window.setTimeout(function () { pending = null; fn(); }, BURST_MS);
+  }
+
   var keys = {
     j: function () { move(1); },
     k: function () { move(-1); },
-    a: function () { act(["approve"]); },
-    r: function () { act(["reason", "reject"]); },
-    e: function () { act(["edit"]); }
+    a: function () { later(function () { act(["approve"]); }); },
+    r: function () { later(function () { act(["reason", "reject"]); }); },
+    e: function () { later(function () { act(["edit"]); }); }
   };
 
   function typing(el) {
     return !!(el && el.closest && el.closest("input, textarea, select, [contenteditable=''], [contenteditable=true]"));
+  }
+
+  function burst(now) {
+    if (pending) { window.clearTimeout(pending); pending = null; }
+    typingUntil = now + QUIET_MS;
+    select(null);
   }
 
   document.addEventListener("keydown", function (event) {
@@ -72,6 +91,15 @@
     if (typing(event.target) || typing(document.activeElement)) {
       if (event.key === "Escape") document.activeElement.blur();
       return;
+    }
+    var printable = event.key.length === 1 || event.key === "Enter";
+    if (!printable) return;
+    var now = Date.now();
+    if (!event.repeat) {
+      var quick = now - lastKeyAt < BURST_MS;
+      lastKeyAt = now;
+      if (quick || pending) { burst(now); return; }
+      if (now < typingUntil) { typingUntil = now + QUIET_MS; return; }
     }
     var handler = keys[event.key];
     if (!handler) return;
@@ -87,6 +115,9 @@
     var el = currentId && document.getElementById(currentId);
     if (el && el.hasAttribute("data-queue-item")) el.classList.add("current");
     else currentId = null;
+    // A correction form takes the keys: what is typed next goes into its first field.
+    var field = el && el.querySelector("form.edit input:not([type=hidden]), form.edit textarea, form.edit select");
+    if (field) field.focus();
   });
 
   document.addEventListener("click", function (event) {

@@ -121,3 +121,15 @@ def test_with_htmx_the_edit_form_replaces_the_item(email_change, support, client
     assert "Approve the corrected version" in text
     done = client.post(f"/changes/{change.pk}/edit", {"billing_email": "x@northwind.example"}, HTTP_HX_REQUEST="true")
     assert done.status_code == 200 and f"Approved change {change.pk} with your corrections" in done.content.decode()
+
+
+def test_approving_the_correction_form_unchanged_does_not_claim_corrections(email_change, support, client):
+    change, _ = email_change
+    client.force_login(support)
+    done = client.post(
+        f"/changes/{change.pk}/edit", {"billing_email": "billing@northwind.exmaple"}, HTTP_HX_REQUEST="true"
+    )
+    page = done.content.decode()
+    assert done.status_code == 200 and f"Approved change {change.pk}: a worker applies it." in page
+    assert "with your corrections" not in page
+    assert Approval.objects.get(change=change).edited_values is None

@@ -50,6 +50,7 @@ def test_a_reviewer_decides_in_the_browser(
     page.locator("h1").click()
     page.keyboard.press("j")
     expect(tag).to_have_class("card change current")
+    page.wait_for_timeout(400)  # a person reads the card first; keys in a quick burst are typing
     page.keyboard.press("a")
     expect(tag.locator(".notice")).to_have_text(f"Approved change {posted['tag']}: a worker applies it.")
 
