@@ -44,3 +44,15 @@ def test_the_demo_sends_a_review_digest_once_high_risk_changes_wait(live_server,
     recipients = {address for mail in mailoutbox for address in mail.to}
     assert "support@countersign-demo.example" in recipients
     assert f"{live_server.url}/changes/" in mailoutbox[0].body
+
+
+def test_from_another_shell_the_demo_agent_posts_where_bin_run_serves(live_server, settings, tmp_path, monkeypatch):
+    # bin/run on PORT=18600 writes its address to var/; a shell without PORT still reaches it.
+    monkeypatch.delenv("SITE_URL", raising=False)
+    monkeypatch.delenv("PORT", raising=False)
+    settings.VAR_DIR = tmp_path
+    settings.SITE_URL = "http://127.0.0.1:9"  # the default this shell would guess: nothing listens there
+    (tmp_path / "site_url").write_text(live_server.url + "\n")
+    call_command("seed_demo")
+    call_command("demo_agent", seed=1)
+    assert Run.objects.count() == 4

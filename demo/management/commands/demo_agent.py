@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import urllib.error
@@ -21,7 +22,11 @@ class Command(BaseCommand):
     help = "Post a realistic demo run (ticket tagging, resolutions, email fixes, refunds) through the agent API."
 
     def add_arguments(self, parser):
-        parser.add_argument("--url", default="", help="Countersign's address (default: the SITE_URL setting)")
+        parser.add_argument(
+            "--url",
+            default="",
+            help="Countersign's address (default: SITE_URL, else where bin/run serves, else the SITE_URL setting)",
+        )
         parser.add_argument("--token", default="", help="Agent token (default: the demo agent's, from var/)")
         parser.add_argument("--if-first", action="store_true", help="Do nothing if any run exists already")
         parser.add_argument("--seed", type=int, default=None)
@@ -31,7 +36,7 @@ class Command(BaseCommand):
             self.stdout.write("Demo runs exist already; the demo agent posts nothing.")
             return
         token = token or (settings.VAR_DIR / "demo_agent_token").read_text().strip()
-        url = url or settings.SITE_URL
+        url = url or _site_url()
         _wait_for(url)
         client = Client(url, token=token)
         rng = random.Random(seed)
@@ -50,6 +55,15 @@ class Command(BaseCommand):
         for result in (triage, accounts, refunds, bad):
             run = result["run"]
             self.stdout.write(f"Posted run {run['external_id']} ({run['workflow']}): {run['counts']}")
+
+
+def _site_url() -> str:
+    """SITE_URL when it is set; else the address a running bin/run wrote to var/ (it may serve on
+    another PORT than this shell knows); else the SITE_URL setting's default."""
+    running = settings.VAR_DIR / "site_url"
+    if "SITE_URL" not in os.environ and "PORT" not in os.environ and running.exists():
+        return running.read_text().strip()
+    return settings.SITE_URL
 
 
 def _wait_for(url: str, seconds: float = 30) -> None:
