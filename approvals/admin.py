@@ -4,7 +4,7 @@ from django.db import models
 
 from undo.admin import ReadOnlyAdmin
 
-from . import outbound
+from .agents import outbound
 from .lifecycle import Actor
 from .models import Agent, Approval, CallbackDelivery, Change, Event, RuleSet, Run, Workflow
 from .workflows import resume_workflow

@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import callbacks
+from .agents import callbacks
 from .models import Agent, Change, ChangeTarget, Event
 
 S = Change.Status

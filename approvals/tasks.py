@@ -23,7 +23,7 @@ def sweep_task() -> dict:
 @shared_task(bind=True, acks_late=True, max_retries=None)
 def deliver_decision_task(self, delivery_id: int) -> str:
     """One attempt to POST a decision to the agent; the service decides whether and when to retry."""
-    from .callbacks import deliver_decision
+    from .agents.callbacks import deliver_decision
 
     attempt = deliver_decision(delivery_id=delivery_id)
     if attempt.retry_in is not None:
@@ -34,7 +34,7 @@ def deliver_decision_task(self, delivery_id: int) -> str:
 @shared_task(acks_late=True)
 def deliver_callbacks_task(delivery_ids: list[int]) -> int:
     """The next attempt of each of many deliveries (an undo's); each one that must retry is retried on its own."""
-    from .callbacks import deliver_many
+    from .agents.callbacks import deliver_many
 
     attempts = deliver_many(delivery_ids=delivery_ids)
     for delivery_id, attempt in attempts.items():
@@ -49,7 +49,7 @@ def deliver_callbacks_task(delivery_ids: list[int]) -> int:
 
 @shared_task
 def resend_callbacks_task() -> int:
-    from .callbacks import resend_overdue
+    from .agents.callbacks import resend_overdue
 
     return resend_overdue()
 

@@ -6,7 +6,7 @@ from django.urls import include, path
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
-from approvals.api import api
+from approvals.agents.api import api
 
 
 @require_GET

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from approvals import callbacks, services
+from approvals import services
+from approvals.agents import callbacks
 from approvals.models import CallbackDelivery
 from tests.factories import propose_waiting
 

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from approvals import callbacks, services
+from approvals import services
+from approvals.agents import callbacks
 from approvals.models import CallbackDelivery, Change, Event
 from approvals.tasks import deliver_decision_task
 from tests.factories import propose_waiting

@@ -3,7 +3,8 @@ history row, a waiting one from the record as it is now; every callback attempt 
 
 from __future__ import annotations
 
-from approvals import callbacks, services
+from approvals import services
+from approvals.agents import callbacks
 from approvals.models import CallbackDelivery, Change
 from demo.models import Ticket
 from tests.factories import ticket_change

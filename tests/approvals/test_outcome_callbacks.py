@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from approvals import broker, callbacks, services
+from approvals import broker, services
+from approvals.agents import callbacks
 from approvals.models import CallbackDelivery, Change
 from approvals.tasks import deliver_callbacks_task
 from demo.models import Ticket

@@ -5,7 +5,7 @@ body, retried with back-off, every attempt logged.
 An agent checks a delivery with its secret:
     hmac.compare_digest(header, "sha256=" + hmac.new(secret, body, sha256).hexdigest())
 The payload carries the delivery id, so a receiver can ignore a repeat.
-Where a callback may go (public addresses only) is `approvals.outbound`.
+Where a callback may go (public addresses only) is `approvals.agents.outbound`.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from django.db.models import Prefetch
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
-from . import broker
-from .models import Agent, Approval, CallbackDelivery, Change, Event
+from .. import broker
+from ..models import Agent, Approval, CallbackDelivery, Change, Event
 from .outbound import post
 
 logger = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ def announce_many(change_ids: list[int], *, outcome: str) -> list[int]:
 
 
 def enqueue_delivery(delivery_id: int) -> None:
-    from .tasks import deliver_decision_task
+    from ..tasks import deliver_decision_task
 
     try:
         deliver_decision_task.delay(delivery_id)
@@ -160,7 +160,7 @@ _TASK_BATCH = 100
 
 def enqueue_deliveries(delivery_ids: list[int]) -> None:
     """Hand many deliveries to the workers, a batch per task; the resend sweep finds any the broker lost."""
-    from .tasks import deliver_callbacks_task
+    from ..tasks import deliver_callbacks_task
 
     for start in range(0, len(delivery_ids), _TASK_BATCH):
         try:

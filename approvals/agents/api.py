@@ -17,10 +17,10 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt
 
+from ..models import Agent, Approval, CallbackDelivery, Change, Run, hash_token
 from . import outbound
 from .errors import FREE_TEXT, IDENTIFIER, MAX_ID, AgentAPI, BodyError, Error, StrictJSON, error_body, plain_errors
 from .intake import Proposal, ProposalError, propose
-from .models import Agent, Approval, CallbackDelivery, Change, Run, hash_token
 
 
 class AgentToken(HttpBearer):
@@ -348,7 +348,7 @@ def delete_callback(request):
 
 
 # Errors --------------------------------------------------------------------------
-# One shape for every 4xx (see approvals.errors).
+# One shape for every 4xx (see approvals.agents.errors).
 
 
 @api.exception_handler(ProposalError)
