@@ -8,14 +8,14 @@ from kombu.exceptions import OperationalError as BrokerError
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def apply_changes_task(change_ids: list[int]) -> dict:
-    from .services import apply_changes
+    from .apply.services import apply_changes
 
     return apply_changes(change_ids=change_ids)
 
 
 @shared_task
 def sweep_task() -> dict:
-    from .services import sweep
+    from .apply.services import sweep
 
     return sweep()
 

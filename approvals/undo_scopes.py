@@ -15,7 +15,7 @@ from undo.scopes import Scope
 from undo.services import UndoRefused, request_undo
 
 from .models import WAITING, Agent, Change, Run
-from .services import BulkOutcome, reject_many
+from .review.services import BulkOutcome, reject_many
 
 S = Change.Status
 # Still on their way to the records: an undo now would race them.

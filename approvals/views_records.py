@@ -9,7 +9,8 @@ from django.views.decorators.http import require_GET
 
 from undo import registry
 
-from . import queue, selectors, services
+from . import queue, selectors
+from .review import services
 
 
 def _record_for(request: HttpRequest, record_type: str, record_id: int):

@@ -252,7 +252,7 @@ def _store(agent, workflow, run_external_id, proposals, checked, hashes, records
             lifecycle.admit(list(fresh.values()), actor=actor, paused=workflow.is_paused)
             queued = [c.pk for c in fresh.values() if c.status == Change.Status.QUEUED]
             if queued:
-                from ..services import enqueue_apply_soon
+                from ..apply.services import enqueue_apply_soon
 
                 transaction.on_commit(partial(enqueue_apply_soon, queued))
     by_id = {**existing, **fresh}

@@ -6,8 +6,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from approvals import services
+from approvals.apply.services import apply_changes
 from approvals.models import Change, Event
+from approvals.review import services
 from demo.models import Customer, Ticket
 from tests.conftest import wait_until
 from tests.factories import make_customer, make_tickets, ticket_change
@@ -23,7 +24,7 @@ def post(api, body, run="r-1", workflow="ticket-triage"):
 
 def test_it_applies_a_change_with_a_tagged_snapshot(api, ticket, agent):
     change = post(api, ticket_change(ticket))
-    assert services.apply_changes(change_ids=[change.pk]) == {"applied": 1, "conflict": 0, "failed": 0, "retry": 0}
+    assert apply_changes(change_ids=[change.pk]) == {"applied": 1, "conflict": 0, "failed": 0, "retry": 0}
     ticket.refresh_from_db()
     assert ticket.tags == "billing"
     row = ticket.history.first()
@@ -39,14 +40,14 @@ def test_it_applies_a_change_with_a_tagged_snapshot(api, ticket, agent):
 def test_the_approver_is_the_history_user(api, ticket, support):
     change = post(api, ticket_change(ticket, risk=0.9))
     services.approve_change(change=change, user=support)
-    services.apply_changes(change_ids=[change.pk])
+    apply_changes(change_ids=[change.pk])
     assert ticket.history.first().history_user == support
 
 
 def test_running_the_task_twice_writes_once(api, ticket):
     change = post(api, ticket_change(ticket))
-    services.apply_changes(change_ids=[change.pk])
-    assert services.apply_changes(change_ids=[change.pk])["applied"] == 0
+    apply_changes(change_ids=[change.pk])
+    assert apply_changes(change_ids=[change.pk])["applied"] == 0
     assert ticket.history.count() == 2  # created + one change
 
 
@@ -54,7 +55,7 @@ def test_a_changed_record_is_a_conflict_back_to_review(api, ticket):
     change = post(api, ticket_change(ticket))
     ticket.tags = "vip"  # a person changed it after the agent looked
     ticket.save()
-    assert services.apply_changes(change_ids=[change.pk])["conflict"] == 1
+    assert apply_changes(change_ids=[change.pk])["conflict"] == 1
     change.refresh_from_db()
     assert change.status == S.CONFLICT
     assert "tags is now vip, the agent expected (empty)" in change.last_error
@@ -67,9 +68,9 @@ def test_approving_a_conflict_applies_on_the_record_as_it_is_now(api, ticket, su
     change = post(api, ticket_change(ticket))
     ticket.tags = "vip"
     ticket.save()
-    services.apply_changes(change_ids=[change.pk])
+    apply_changes(change_ids=[change.pk])
     services.approve_change(change=Change.objects.get(pk=change.pk), user=support)
-    assert services.apply_changes(change_ids=[change.pk])["applied"] == 1
+    assert apply_changes(change_ids=[change.pk])["applied"] == 1
     ticket.refresh_from_db()
     assert ticket.tags == "billing"
 
@@ -81,7 +82,7 @@ def test_a_change_to_many_records_is_all_or_nothing(api, workflow):
     body = ticket_change(tickets[0], records=[{"id": t.pk, "expected": {"tags": ""}} for t in tickets], risk=0.9)
     change = post(api, body)
     services.approve_change(change=change, user=_support())
-    services.apply_changes(change_ids=[change.pk])
+    apply_changes(change_ids=[change.pk])
     assert set(Ticket.objects.filter(pk__in=[t.pk for t in tickets]).values_list("tags", flat=True)) == {"", "moved"}
 
 
@@ -96,7 +97,7 @@ def _support():
 def test_a_missing_record_fails_visibly(api, ticket):
     change = post(api, ticket_change(ticket))
     Ticket.all_objects.filter(pk=ticket.pk).delete()
-    assert services.apply_changes(change_ids=[change.pk])["failed"] == 1
+    assert apply_changes(change_ids=[change.pk])["failed"] == 1
     change.refresh_from_db()
     assert change.status == S.FAILED and "no longer exists" in change.last_error
 
@@ -115,7 +116,7 @@ def test_a_soft_delete_hides_the_record_and_keeps_it(api, agent):
         "reasoning": "duplicate account",
     }
     change = post(api, body)
-    services.apply_changes(change_ids=[change.pk])
+    apply_changes(change_ids=[change.pk])
     assert not Customer.objects.filter(pk=customer.pk).exists()
     kept = Customer.all_objects.get(pk=customer.pk)
     assert kept.deleted_at is not None and kept.deleted_by == "triage-bot v1.4"
@@ -131,7 +132,7 @@ def test_a_create_makes_the_record(api, ticket):
         "confidence": 0.9,
     }
     change = post(api, body)
-    services.apply_changes(change_ids=[change.pk])
+    apply_changes(change_ids=[change.pk])
     change.refresh_from_db()
     created = Ticket.objects.get(pk=change.applied_record_ids[0])
     assert created.subject == "Follow-up call"
@@ -144,7 +145,7 @@ def test_a_batch_is_applied_with_a_fixed_number_of_claim_queries(api, workflow):
     assert api.post("/api/v1/changes/batch", body).status_code == 201
     ids = list(Change.objects.values_list("pk", flat=True))
     with CaptureQueriesContext(connection) as queries:
-        assert services.apply_changes(change_ids=ids)["applied"] == 50
+        assert apply_changes(change_ids=ids)["applied"] == 50
     # Per change: lock/read the record, save it, its history row, the status move and its event (+ savepoints).
     assert len(queries) < 50 * 12
     assert Ticket.objects.filter(tags="billing").count() == 50

@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from approvals import services
 from approvals.models import Approval, Change, Event
+from approvals.review import services
 from tests.factories import make_tickets, ticket_change
 
 S = Change.Status

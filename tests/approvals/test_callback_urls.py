@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from approvals import services
 from approvals.agents import callbacks
 from approvals.models import CallbackDelivery
+from approvals.review import services
 from tests.factories import propose_waiting
 
 D = CallbackDelivery.State

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from approvals import services
 from approvals.agents import callbacks
 from approvals.models import CallbackDelivery, Change, Event
+from approvals.review import services
 from approvals.tasks import deliver_decision_task
 from tests.factories import propose_waiting
 from tests.receiver import signed_ok

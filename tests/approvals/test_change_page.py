@@ -3,9 +3,10 @@ history row, a waiting one from the record as it is now; every callback attempt 
 
 from __future__ import annotations
 
-from approvals import services
 from approvals.agents import callbacks
+from approvals.apply.services import apply_changes
 from approvals.models import CallbackDelivery, Change
+from approvals.review import services
 from demo.models import Ticket
 from tests.factories import ticket_change
 
@@ -25,7 +26,7 @@ def resolve(ticket, operation_id="resolve", **overrides):
 
 def test_an_applied_change_reads_as_what_it_wrote(api, ticket, support, client):
     change = post(api, resolve(ticket))
-    services.apply_changes(change_ids=[change.pk])
+    apply_changes(change_ids=[change.pk])
     client.force_login(support)
     page = client.get(f"/changes/{change.pk}/").content.decode()
     assert "from open to resolved" in page
@@ -38,7 +39,7 @@ def test_an_applied_change_reads_as_what_it_wrote(api, ticket, support, client):
 
 def test_an_undone_change_reads_as_what_it_wrote(api, ticket, support, client):
     change = post(api, resolve(ticket))
-    services.apply_changes(change_ids=[change.pk])
+    apply_changes(change_ids=[change.pk])
     client.force_login(support)
     response = client.post(f"/runs/{change.run_id}/undo", {"change": [change.pk]})
     assert response.status_code == 302
@@ -72,7 +73,7 @@ def test_an_applied_create_links_the_record_it_made(api, ticket, support, client
         "confidence": 0.9,
     }
     change = post(api, body)
-    services.apply_changes(change_ids=[change.pk])
+    apply_changes(change_ids=[change.pk])
     made = Ticket.objects.get(subject="Refund asked by phone")
     client.force_login(support)
     page = client.get(f"/changes/{change.pk}/").content.decode()

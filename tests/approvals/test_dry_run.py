@@ -147,7 +147,7 @@ def test_it_replays_the_proposals_of_every_agent(api, workflow):
 def test_a_change_that_went_to_conflict_is_no_change_of_outcome(api, workflow):
     # An auto-applied change whose record moved meanwhile goes to conflict, and to its owners'
     # review group; the rules still auto-apply it, so the same rules change nothing.
-    from approvals import services
+    from approvals.apply import services
 
     (ticket,) = make_tickets(1)
     propose(api, [ticket], [0.1])

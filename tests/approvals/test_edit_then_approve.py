@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from approvals import services
+from approvals.apply.services import apply_changes
 from approvals.models import Approval, Change, Event
-from approvals.services import apply_changes
+from approvals.review import services
 from tests.factories import make_customer, propose_waiting
 
 S = Change.Status

@@ -9,9 +9,9 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.db import close_old_connections
 
-from approvals import services
 from approvals.lifecycle import ChangeMoved
 from approvals.models import Approval, Change, Event
+from approvals.review import services
 from tests.factories import propose_waiting
 
 S = Change.Status
@@ -96,7 +96,7 @@ def test_a_correction_needs_fresh_approvals(needs_two, support, reviewer):
 
 
 def test_a_conflict_needs_a_fresh_decision(api, ticket, support, settings):
-    from approvals.services import apply_changes
+    from approvals.apply.services import apply_changes
 
     change = propose_waiting(api, ticket)
     services.approve_change(change=change, user=support)

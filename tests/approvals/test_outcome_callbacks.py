@@ -8,9 +8,11 @@ import json
 
 import pytest
 
-from approvals import broker, services
+from approvals import broker
 from approvals.agents import callbacks
+from approvals.apply.services import apply_changes
 from approvals.models import CallbackDelivery, Change
+from approvals.review import services
 from approvals.tasks import deliver_callbacks_task
 from demo.models import Ticket
 from tests.factories import propose_waiting, ticket_change
@@ -54,7 +56,7 @@ def told(receiver) -> list[dict]:
 def test_the_api_shows_the_record_a_create_made(api, ticket):
     change = create_ticket(api, ticket)
     assert api.get(f"/api/v1/changes/{change.pk}").json()["record_ids"] == []
-    services.apply_changes(change_ids=[change.pk])
+    apply_changes(change_ids=[change.pk])
     made = Ticket.objects.get(subject="Refund asked by phone")
     shown = api.get(f"/api/v1/changes/{change.pk}").json()
     assert (shown["status"], shown["record_ids"]) == ("applied", [made.pk])
@@ -62,7 +64,7 @@ def test_the_api_shows_the_record_a_create_made(api, ticket):
 
 def test_the_agent_is_told_a_create_was_applied_with_the_new_id(api, ticket, hooked, receiver):
     change = create_ticket(api, ticket)
-    services.apply_changes(change_ids=[change.pk])
+    apply_changes(change_ids=[change.pk])
     made = Ticket.objects.get(subject="Refund asked by phone")
     (payload,) = told(receiver)
     assert (payload["change"], payload["outcome"], payload["status"]) == (change.pk, "applied", "applied")
@@ -73,7 +75,7 @@ def test_the_agent_is_told_a_create_was_applied_with_the_new_id(api, ticket, hoo
 def test_the_agent_is_told_of_the_decision_then_of_the_apply(api, ticket, support, hooked, receiver):
     change = propose_waiting(api, ticket)
     services.approve_change(change=change, user=support)
-    services.apply_changes(change_ids=[change.pk])
+    apply_changes(change_ids=[change.pk])
     decided, applied = told(receiver)
     assert (decided["outcome"], decided["decided_by"]) == ("approved", "sam")
     assert (applied["outcome"], applied["record_ids"], applied["decided_by"]) == ("applied", [ticket.pk], "sam")
@@ -84,7 +86,7 @@ def test_the_agent_is_told_of_a_conflict(api, ticket, hooked, receiver):
     change = post(api, ticket_change(ticket))
     ticket.tags = "vip"
     ticket.save()
-    services.apply_changes(change_ids=[change.pk])
+    apply_changes(change_ids=[change.pk])
     (payload,) = told(receiver)
     assert (payload["outcome"], payload["status"]) == ("conflict", "conflict")
     assert "tags is now vip" in payload["error"]
@@ -93,7 +95,7 @@ def test_the_agent_is_told_of_a_conflict(api, ticket, hooked, receiver):
 def test_the_agent_is_told_of_a_failure(api, ticket, hooked, receiver):
     change = post(api, ticket_change(ticket))
     Ticket.objects.filter(pk=ticket.pk).delete()
-    services.apply_changes(change_ids=[change.pk])
+    apply_changes(change_ids=[change.pk])
     (payload,) = told(receiver)
     assert payload["outcome"] == "failed" and "no longer exists" in payload["error"]
 
@@ -103,7 +105,7 @@ def test_the_agent_is_told_its_changes_were_undone_and_put_back(
 ):
     second = Ticket.objects.create(customer=ticket.customer, subject="Second", status="open")
     changes = [post(api, ticket_change(t, f"op-{t.pk}")) for t in (ticket, second)]
-    services.apply_changes(change_ids=[c.pk for c in changes])
+    apply_changes(change_ids=[c.pk for c in changes])
     assert [p["outcome"] for p in told(receiver)] == ["applied", "applied"]
     receiver.received.clear()
 
@@ -133,7 +135,7 @@ def test_the_agent_is_told_its_changes_were_undone_and_put_back(
 def test_a_batch_of_deliveries_is_attempted_by_one_task(api, ticket, support, hooked, receiver):
     second = Ticket.objects.create(customer=ticket.customer, subject="Second", status="open")
     changes = [post(api, ticket_change(t, f"op-{t.pk}")) for t in (ticket, second)]
-    services.apply_changes(change_ids=[c.pk for c in changes])
+    apply_changes(change_ids=[c.pk for c in changes])
     ids = list(CallbackDelivery.objects.order_by("id").values_list("pk", flat=True))
     deliver_callbacks_task.apply(args=[ids])
     assert len(receiver.received) == 2
@@ -142,5 +144,5 @@ def test_a_batch_of_deliveries_is_attempted_by_one_task(api, ticket, support, ho
 
 def test_an_agent_without_a_callback_gets_no_deliveries(api, ticket):
     change = post(api, ticket_change(ticket))
-    services.apply_changes(change_ids=[change.pk])
+    apply_changes(change_ids=[change.pk])
     assert not CallbackDelivery.objects.exists()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from approvals import services
-from approvals.services import apply_changes
+from approvals.apply.services import apply_changes
+from approvals.review import services
 from tests.factories import propose_waiting
 
 

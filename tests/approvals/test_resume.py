@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from approvals import services
+from approvals.apply.services import apply_changes
 from approvals.lifecycle import Actor
 from approvals.models import Change, Event, RuleSet, Workflow
+from approvals.review import services
 from approvals.workflows import resume_workflow
 from tests.factories import make_rule, make_tickets, propose_waiting, ticket_change
 
@@ -77,7 +78,7 @@ def test_resuming_with_unchanged_rules_queues_what_they_auto_approve(api, workfl
     change = Change.objects.get(pk=held["id"])
     assert change.status == S.QUEUED
     assert change.decision_explanation.startswith("Auto-approved")
-    assert services.apply_changes(change_ids=[change.pk])["applied"] == 1
+    assert apply_changes(change_ids=[change.pk])["applied"] == 1
 
 
 def test_the_admin_resumes_through_the_service(client, admin_user, api, workflow, ticket):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from approvals import services
 from approvals.models import Approval, Change
+from approvals.review import services
 from tests.approvals.test_bulk_decisions import group_query, resolutions  # noqa: F401 (fixture)
 
 S = Change.Status

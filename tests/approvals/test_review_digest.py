@@ -71,7 +71,7 @@ def test_a_change_that_becomes_overdue_later_gets_its_own_digest(late, mailoutbo
 
 
 def test_decided_changes_are_not_listed(late, mailoutbox, support):
-    from approvals import services
+    from approvals.review import services
 
     for change in late[2:4]:
         services.reject_change(change=change, user=support, reason="no")

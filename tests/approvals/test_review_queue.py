@@ -11,8 +11,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from approvals import services
 from approvals.models import Change
+from approvals.review import services
 from tests.factories import make_agent, make_customer, make_invoice, make_tickets, make_workflow, ticket_change
 
 S = Change.Status

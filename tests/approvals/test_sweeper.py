@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from approvals import lifecycle, services
+from approvals import lifecycle
+from approvals.apply import services
 from approvals.models import Change, Event
 from tests.factories import make_tickets, ticket_change
 

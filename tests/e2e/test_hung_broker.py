@@ -8,7 +8,7 @@ import time
 import pytest
 import redis
 
-from approvals import services
+from approvals.apply import services
 from approvals.models import Change
 from tests.conftest import CLOSED_BROKER, RedisServer, point_celery_at, wait_until
 from tests.factories import make_tickets, propose_waiting, ticket_change

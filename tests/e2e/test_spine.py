@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from approvals import services
+from approvals.apply import services
 from approvals.client import Client
 from approvals.models import Change
 from demo.models import Ticket

@@ -7,9 +7,9 @@ import itertools
 import pytest
 
 from approvals import lifecycle
+from approvals.apply.services import apply_changes
 from approvals.lifecycle import Actor
 from approvals.models import Change, Run
-from approvals.services import apply_changes
 from undo import services
 from undo.history import Tags, tagged
 from undo.models import Undo

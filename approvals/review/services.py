@@ -1,30 +1,24 @@
-"""Review decisions (four-eyes, edits, bulk), applying approved changes, and the sweeper."""
+"""Review decisions: who may review a change, approving (four-eyes, corrected values), rejecting, in bulk.
+
+An approved change is queued here and handed to `approvals.apply` to be written."""
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from functools import partial
 
-from django import db
-from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Q
+from django.db import IntegrityError, transaction
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
 
 from undo import registry
-from undo.apply import ApplyConflict, ApplyError, apply_change
-from undo.history import Tags
 
-from . import broker, lifecycle
-from .lifecycle import Actor
-from .models import WAITING, Approval, Change, Event
+from .. import lifecycle
+from ..apply.services import enqueue_apply_soon
+from ..lifecycle import Actor
+from ..models import WAITING, Approval, Change, Event
 
 logger = logging.getLogger(__name__)
 S = Change.Status
@@ -264,194 +258,3 @@ def _queue(change: Change, *, actor: Actor, queued: list[int] | None = None) -> 
             queued.append(change.pk)
         else:
             transaction.on_commit(partial(enqueue_apply_soon, [change.pk]))
-
-
-# Applying ---------------------------------------------------------------------
-
-
-def enqueue_apply_soon(change_ids: list[int]) -> None:
-    """Hand queued changes to the workers from this process's publisher thread: a request that
-    queued them answers without waiting on the broker (see approvals.broker)."""
-    broker.send_soon(partial(enqueue_apply, change_ids))
-
-
-def enqueue_apply(change_ids: list[int]) -> None:
-    """Hand queued changes to the workers, in batches. If the broker is down, the sweeper retries."""
-    from .tasks import apply_changes_task
-
-    size = settings.APPLY_BATCH_SIZE
-    for start in range(0, len(change_ids), size):
-        batch = change_ids[start : start + size]
-        try:
-            apply_changes_task.delay(batch)
-        except BrokerError as exc:
-            logger.warning("Broker unavailable (%s); %d queued changes wait for the sweeper", exc, len(batch))
-            return
-
-
-def apply_changes(*, change_ids: Iterable[int]) -> dict[str, int]:
-    """Claim the queued changes among `change_ids` and apply each atomically; returns counts by outcome.
-
-    Safe to run twice: only changes still queued are claimed, and a change is
-    marked applied in the same transaction that writes its records.
-    """
-    worker = Actor.system("worker")
-    claimed = lifecycle.claim(change_ids, lease_seconds=settings.APPLY_LEASE_SECONDS, actor=worker)
-    counts = {"applied": 0, "conflict": 0, "failed": 0, "retry": 0}
-    with _heartbeat(claimed):
-        for change in claimed:
-            counts[_apply_one(change, worker)] += 1
-    return counts
-
-
-@contextmanager
-def _heartbeat(claimed: list[Change]):
-    """Renew the claims' short lease while this worker lives, every third of it. A worker that
-    dies (kill -9, a lost machine) stops renewing, and the sweeper retries its changes once the
-    lease runs out: seconds, not minutes. A live worker never loses its claims this way."""
-    if not claimed:
-        yield
-        return
-    stop = threading.Event()
-    lease = settings.APPLY_LEASE_SECONDS
-
-    def beat() -> None:
-        try:
-            while not stop.wait(lease / 3):
-                try:
-                    lifecycle.renew(claimed, lease_seconds=lease)
-                except DatabaseError:
-                    logger.warning("could not renew the lease of %d changes; retrying", len(claimed), exc_info=True)
-        finally:
-            db.connection.close()  # this thread's own connection
-
-    thread = threading.Thread(target=beat, name="apply-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
-
-def _apply_one(change: Change, worker: Actor) -> str:
-    try:
-        return _apply_or_explain(change, worker)
-    except lifecycle.ChangeMoved as exc:
-        # Our lease expired and another worker re-claimed the change: it is theirs now.
-        logger.info("change %s was taken over by another worker (now %s)", change.pk, exc.current)
-        return "retry"
-
-
-def _apply_or_explain(change: Change, worker: Actor) -> str:
-    # Every move is guarded by the attempt, so a worker whose claim was taken over can neither write nor judge.
-    mine = {"attempts": change.attempts}
-    tags = Tags(change_id=change.pk, run_id=change.run_id, agent_id=change.agent_id, agent_label=str(change.agent))
-    try:
-        with transaction.atomic():
-            written = apply_change(
-                record_type=change.record_type,
-                operation=change.operation,
-                record_ids=change.record_ids,
-                # The reviewer's correction, when there is one (the agent's proposal stays on the change).
-                values=change.values_to_apply(),
-                expected=change.expected,
-                tags=tags,
-                user=change.approver,
-                reason=_apply_reason(change),
-            )
-            lifecycle.transition(
-                change,
-                S.APPLIED,
-                actor=worker,
-                guard=mine,
-                applied_at=timezone.now(),
-                applied_record_ids=written,
-                lease_until=None,
-                last_error="",
-            )
-        return "applied"
-    except ApplyConflict as exc:
-        # Back to a person: the record type's owners, if routing had sent it to nobody.
-        group = change.review_group or registry.get(change.record_type).owner_group
-        lifecycle.transition(
-            change,
-            S.CONFLICT,
-            actor=worker,
-            reason=str(exc),
-            guard=mine,
-            lease_until=None,
-            last_error=str(exc),
-            review_group=group,
-        )
-        return "conflict"
-    except ApplyError as exc:
-        lifecycle.transition(
-            change, S.FAILED, actor=worker, reason=str(exc), guard=mine, lease_until=None, last_error=str(exc)
-        )
-        return "failed"
-    except DatabaseError as exc:
-        logger.exception("database error applying change %s", change.pk)
-        return _retry_or_fail(change, worker, f"database error: {exc}", guard=mine)
-
-
-def _apply_reason(change: Change) -> str:
-    reason = f"change {change.pk} by {change.agent} (run {change.run.external_id})"
-    if change.is_edited:
-        rtype = registry.get(change.record_type)
-        who = change.edited_by.get_username() if change.edited_by_id else "a reviewer"
-        proposed = ", ".join(f"{rtype.fields[n].label} {rtype.display(n, v)}" for n, v in change.values.items())
-        reason += f", values corrected by {who} (the agent proposed {proposed})"
-    return reason
-
-
-def _retry_or_fail(change: Change, worker: Actor, error: str, guard: dict | None = None) -> str:
-    if change.attempts >= settings.APPLY_MAX_ATTEMPTS:
-        reason = f"Gave up after {change.attempts} attempts. Last error: {error}"
-        lifecycle.transition(
-            change, S.FAILED, actor=worker, reason=reason, guard=guard, lease_until=None, last_error=error
-        )
-        return "failed"
-    lifecycle.transition(
-        change,
-        S.QUEUED,
-        actor=worker,
-        reason=f"Will retry: {error}",
-        guard=guard,
-        lease_until=None,
-        last_error=error,
-        enqueued_at=None,
-    )
-    return "retry"
-
-
-# The sweeper -----------------------------------------------------------------
-
-
-def sweep() -> dict[str, int]:
-    """Recover work the broker lost: expired claims are retried (or failed after too
-    many attempts) and queued changes nobody picked up are enqueued again."""
-    now = timezone.now()
-    sweeper = Actor.system("sweeper")
-    expired = list(Change.objects.filter(status__in_constants=[S.APPLYING], lease_until__lt=now))
-    for change in expired:
-        try:
-            _retry_or_fail(
-                change,
-                sweeper,
-                "the worker did not finish in time (lost or killed)",
-                guard={"attempts": change.attempts},
-            )
-        except lifecycle.ChangeMoved as exc:
-            logger.info("sweeper: change %s finished after all (%s)", change.pk, exc.current)
-    stale = now - timedelta(seconds=settings.REQUEUE_AFTER_SECONDS)
-    waiting = list(
-        Change.objects.filter(status__in_constants=[S.QUEUED])
-        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
-        .order_by("enqueued_at")  # longest waiting first, read off the change_queued index
-        .values_list("pk", flat=True)[:10_000]
-    )
-    if waiting:
-        Change.objects.filter(pk__in=waiting, status=S.QUEUED).update(enqueued_at=now)
-        enqueue_apply(waiting)
-    return {"expired": len(expired), "requeued": len(waiting)}
