@@ -56,6 +56,6 @@ def resend_callbacks_task() -> int:
 
 @shared_task
 def send_review_digests_task() -> dict:
-    from .digest import send_review_digests
+    from .review.digest import send_review_digests
 
     return send_review_digests()

@@ -1,15 +1,11 @@
 from django.urls import include, path
 
-from . import views, views_records, views_review
+from . import views, views_records
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("review/", views_review.review, name="review"),
-    path("review/alike", views_review.alike, name="alike"),
+    path("", include("approvals.review.urls")),
     path("changes/<int:change_id>/", views.change_detail, name="change_detail"),
-    path("changes/<int:change_id>/approve", views_review.approve, name="approve"),
-    path("changes/<int:change_id>/reject", views_review.reject, name="reject"),
-    path("changes/<int:change_id>/edit", views_review.edit, name="edit"),
     path("runs/<int:run_id>/", views.run_detail, name="run_detail"),
     path("", include("approvals.urls_rules")),
     # The record's own page (timeline, restore) is undo's; this one lists the changes proposed on it.

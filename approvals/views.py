@@ -1,4 +1,4 @@
-"""Browser pages: the dashboard, a change, a run, and undoing them. The review queue is in `views_review`."""
+"""Browser pages: the dashboard, a change, a run, and undoing them. The review queue is in `review.views`."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ from undo import services as undo_services
 from undo.scopes import NothingToUndo
 from undo.views import record_choices, refused
 
-from . import queue, selectors, undo_scopes
+from . import selectors, undo_scopes
 from .forms_undo import AgentWindowForm
 from .models import WAITING, Change, Run
+from .review import queue
 
 
 class HtmxHttpRequest(HttpRequest):

@@ -41,7 +41,7 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from approvals.models import Agent, Change, ChangeTarget, Run, Workflow  # noqa: E402
-from approvals.queue import Cursor  # noqa: E402
+from approvals.review.queue import Cursor  # noqa: E402
 from demo.models import Customer, Invoice, Ticket  # noqa: E402
 
 

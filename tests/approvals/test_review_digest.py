@@ -9,8 +9,8 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from approvals.digest import send_review_digests
 from approvals.models import Change
+from approvals.review.digest import send_review_digests
 from tests.factories import make_invoice, make_tickets, propose_waiting
 
 

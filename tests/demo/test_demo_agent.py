@@ -8,8 +8,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from approvals.digest import send_review_digests
 from approvals.models import HIGH_RISK, Change, Run
+from approvals.review.digest import send_review_digests
 
 
 @pytest.mark.django_db(transaction=True)

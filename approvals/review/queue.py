@@ -22,9 +22,9 @@ from django.utils import timezone
 
 from undo import registry
 
-from . import selectors
-from .models import RISK_BANDS, WAITING, Agent, Approval, Change, ChangeTarget, Run, Workflow
-from .review.services import can_review, reviewer_groups
+from .. import selectors
+from ..models import RISK_BANDS, WAITING, Agent, Approval, Change, ChangeTarget, Run, Workflow
+from .services import can_review, reviewer_groups
 
 # Members of these groups see every queue (operators watch; only reviewers also decide).
 SEE_ALL_GROUPS = frozenset({"reviewers", "operators"})

@@ -20,11 +20,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
-from . import queue
-from .forms_review import BulkForm, EditValuesForm, QueueFilterForm, RejectForm
-from .lifecycle import ChangeMoved, IllegalTransition
-from .models import WAITING, Change
-from .review import services
+from ..lifecycle import ChangeMoved, IllegalTransition
+from ..models import WAITING, Change
+from . import queue, services
+from .forms import BulkForm, EditValuesForm, QueueFilterForm, RejectForm
 
 BULK_LIMIT = 1000
 

@@ -10,7 +10,7 @@ from django.db import models
 
 from undo import registry
 
-from .models import RISK_BANDS, Agent, Change, Run, Workflow
+from ..models import RISK_BANDS, Agent, Change, Run, Workflow
 from .queue import AGE_LABELS, Alike, Cursor, QueueFilter
 
 RUN_NUMBER = "Not a run number: open a run's changes from its page."
