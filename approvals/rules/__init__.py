@@ -7,6 +7,9 @@
 - `engine`: facts of a proposal, the active rules, `route()` (what intake calls).
 - `editing`: saving a new version, with its audit event.
 - `dry_run`: replaying recent proposals against draft rules.
+- `forms`: the rule editor (one rule at a time, its condition rows).
+- `views`, `urls`: the rules pages, the same views for a workflow's rules and for the global
+  defaults (/workflows/<name>/rules/, /rules/defaults/). Templates: `templates/approvals/rule*.html`.
 """
 
 from .engine import ActiveRules, Routing, attributes_by_change, current_rules, latest_rule_set, route

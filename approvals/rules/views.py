@@ -12,22 +12,27 @@ from dataclasses import dataclass
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
+from django_htmx.middleware import HtmxDetails
 
 from undo import registry
 
+from ..models import RuleSet, Workflow
+from .dry_run import dry_run
+from .editing import StaleRules, group_names, save_rules
+from .engine import latest_rule_set
+from .fields import catalogue
 from .forms import RuleEditor, draft_from_post, draft_from_rule, edited
-from .models import RuleSet, Workflow
-from .rules import latest_rule_set
-from .rules.dry_run import dry_run
-from .rules.editing import StaleRules, group_names, save_rules
-from .rules.fields import catalogue
-from .rules.ruleset import moved, rule_text, toggled, with_rule, without_rule
-from .views import HtmxHttpRequest
+from .ruleset import moved, rule_text, toggled, with_rule, without_rule
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
 
 EDITORS = "operators"
 SHOWN_VERSIONS = 30

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 from django import forms
 
-from .rules.conditions import MAX_ROWS, InvalidRow, clean_row
-from .rules.fields import KIND_NAMES, OPERATORS, PROPOSAL, RECORDS, VALUES, catalogue, number_text
-from .rules.ruleset import DECISIONS, MAX_APPROVALS, REVIEW, InvalidRule, clean_rule
+from .conditions import MAX_ROWS, InvalidRow, clean_row
+from .fields import KIND_NAMES, OPERATORS, PROPOSAL, RECORDS, VALUES, catalogue, number_text
+from .ruleset import DECISIONS, MAX_APPROVALS, REVIEW, InvalidRule, clean_rule
 
 MAX_GROUPS = 10
 MATCH_CHOICES = [("all", "all of these"), ("any", "any of these")]

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views_rules as v
+from . import views as v
 
 
 def both(route: str, view, name: str) -> list:
