@@ -10,7 +10,7 @@ class ApprovalsConfig(AppConfig):
 
         from undo import links
 
-        from . import receivers  # noqa: F401  (marks changes undone / redone when undo reports back)
+        from .undoing import receivers  # noqa: F401  (marks changes undone / redone when undo reports back)
 
         # Record timelines link the change and run tags on history rows to their pages.
         links.set_resolver("change", lambda pk: reverse("change_detail", args=[pk]))

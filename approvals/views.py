@@ -19,10 +19,11 @@ from undo import services as undo_services
 from undo.scopes import NothingToUndo
 from undo.views import record_choices, refused
 
-from . import selectors, undo_scopes
-from .forms_undo import AgentWindowForm
+from . import selectors
 from .models import WAITING, Change, Run
 from .review import queue
+from .undoing import scopes as undo_scopes
+from .undoing.forms import AgentWindowForm
 
 
 class HtmxHttpRequest(HttpRequest):

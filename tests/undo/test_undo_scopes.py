@@ -8,8 +8,8 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from approvals import undo_scopes
 from approvals.models import Change
+from approvals.undoing import scopes as undo_scopes
 from demo.models import Ticket
 from tests.factories import make_agent, make_customer, make_tickets
 from undo.models import Undo

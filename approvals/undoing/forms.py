@@ -1,4 +1,4 @@
-"""Forms for the browser pages. They only normalise input; services decide."""
+"""Forms for the undo pages. They only normalise input; services decide."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from undo import registry
 
-from .models import Agent
+from ..models import Agent
 
 
 class LocalDateTimeInput(forms.DateTimeInput):

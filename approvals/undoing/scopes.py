@@ -14,8 +14,8 @@ from undo.models import Undo
 from undo.scopes import Scope
 from undo.services import UndoRefused, request_undo
 
-from .models import WAITING, Agent, Change, Run
-from .review.services import BulkOutcome, reject_many
+from ..models import WAITING, Agent, Change, Run
+from ..review.services import BulkOutcome, reject_many
 
 S = Change.Status
 # Still on their way to the records: an undo now would race them.

@@ -6,9 +6,9 @@ from django.dispatch import receiver
 
 from undo.signals import changes_redone, changes_undone, undo_finished, undo_requested
 
-from . import lifecycle
-from .lifecycle import Actor
-from .models import Change, Event, Run
+from .. import lifecycle
+from ..lifecycle import Actor
+from ..models import Change, Event, Run
 
 S = Change.Status
 
