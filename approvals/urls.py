@@ -10,6 +10,5 @@ urlpatterns = [
     path("", include("approvals.rules.urls")),
     # The record's own page (timeline, restore) is undo's; this one lists the changes proposed on it.
     path("records/<str:record_type>/<int:record_id>/changes/", views_records.record_detail, name="record_changes"),
-    path("runs/<int:run_id>/undo", views.undo_run, name="undo_run"),
-    path("undo-agent/", views.undo_agent, name="undo_agent"),
+    path("", include("approvals.undoing.urls")),
 ]

@@ -6,5 +6,6 @@
 - `receivers` — what approvals does when undo reports back (its signals): the changes an undo
   took back or a redo put back; connected in `approvals.apps.ready()`.
 
-The undo pages of a run and of an agent are in `approvals/views.py` for now.
+- `views`, `urls` — the undo-a-run page (/runs/<id>/undo) and the incident page (/undo-agent/).
+  Templates: `templates/approvals/undo_run.html`, `undo_agent.html`. The undo's own pages are undo's.
 """
