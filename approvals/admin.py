@@ -7,7 +7,7 @@ from undo.admin import ReadOnlyAdmin
 from .agents import outbound
 from .lifecycle import Actor
 from .models import Agent, Approval, CallbackDelivery, Change, Event, RuleSet, Run, Workflow
-from .workflows import resume_workflow
+from .workflows.services import resume_workflow
 
 
 @admin.register(Workflow)

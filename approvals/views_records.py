@@ -9,8 +9,8 @@ from django.views.decorators.http import require_GET
 
 from undo import registry
 
-from . import selectors
 from .review import queue, services
+from .workflows import selectors
 
 
 def _record_for(request: HttpRequest, record_type: str, record_id: int):

@@ -12,8 +12,8 @@ from django.core.mail import send_mail
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from .. import selectors
 from ..models import HIGH_RISK, WAITING, Change, Event, Workflow
+from ..workflows import selectors
 
 logger = logging.getLogger(__name__)
 MAX_PER_DIGEST = 200

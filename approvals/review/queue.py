@@ -22,8 +22,8 @@ from django.utils import timezone
 
 from undo import registry
 
-from .. import selectors
 from ..models import RISK_BANDS, WAITING, Agent, Approval, Change, ChangeTarget, Run, Workflow
+from ..workflows import selectors
 from .services import can_review, reviewer_groups
 
 # Members of these groups see every queue (operators watch; only reviewers also decide).

@@ -8,7 +8,7 @@ from approvals.apply.services import apply_changes
 from approvals.lifecycle import Actor
 from approvals.models import Change, Event, RuleSet, Workflow
 from approvals.review import services
-from approvals.workflows import resume_workflow
+from approvals.workflows.services import resume_workflow
 from tests.factories import make_rule, make_tickets, propose_waiting, ticket_change
 
 S = Change.Status

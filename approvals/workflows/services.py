@@ -12,9 +12,9 @@ from functools import partial
 from django.db import transaction
 from django.utils import timezone
 
-from . import lifecycle, rules
-from .lifecycle import Actor
-from .models import Change, Event, Workflow
+from .. import lifecycle, rules
+from ..lifecycle import Actor
+from ..models import Change, Event, Workflow
 
 S = Change.Status
 D = Change.Decision
@@ -50,7 +50,7 @@ class Resumed:
 def resume_workflow(*, workflow: Workflow, actor: Actor) -> Resumed:
     """Set `workflow` running and route each change it held again: a change a person approved is
     queued; one the rules approved goes where the current rules send it (queued, review or refused)."""
-    from .apply.services import enqueue_apply_soon
+    from ..apply.services import enqueue_apply_soon
 
     outcome = Resumed()
     with transaction.atomic():

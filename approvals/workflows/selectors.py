@@ -11,7 +11,7 @@ from undo import registry
 from undo import selectors as undo_selectors
 from undo.selectors import Write
 
-from .models import WAITING, Change, ChangeTarget, Event, Run, Workflow
+from ..models import WAITING, Change, ChangeTarget, Event, Run, Workflow
 
 S = Change.Status
 REVIEWABLE = WAITING

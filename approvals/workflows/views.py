@@ -14,10 +14,10 @@ from undo import registry
 from undo import selectors as undo_selectors
 from undo import services as undo_services
 
+from ..models import WAITING, Change, Run
+from ..review import queue
+from ..undoing import scopes as undo_scopes
 from . import selectors
-from .models import WAITING, Change, Run
-from .review import queue
-from .undoing import scopes as undo_scopes
 
 
 class HtmxHttpRequest(HttpRequest):
