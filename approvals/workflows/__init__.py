@@ -1,9 +1,11 @@
-"""Workflows, runs and changes as people see them: the dashboard and the pages of a change and a run.
+"""Workflows, runs and changes as people see them: the dashboard, the pages of a change, a run, a record.
 
 - `services` — a workflow's state: resuming a paused workflow routes what it held again
   (the admin calls it; the kill switch will too).
 - `selectors` — reading changes, runs and workflows for pages: summaries, a run's changes and
   counts, a change's events and the record versions it wrote.
-- `views`, `urls` — the dashboard (/), a change (/changes/<id>/), a run (/runs/<id>/).
-  Templates: `templates/approvals/home.html`, `change_detail.html`, `run_detail.html`.
+- `views`, `urls` — the dashboard (/), a change (/changes/<id>/), a run (/runs/<id>/), and the
+  changes proposed on a governed record (/records/<type>/<id>/changes/; the record's own page is
+  undo's). Templates: `templates/approvals/home.html`, `change_detail.html`, `run_detail.html`,
+  `record_detail.html`.
 """
