@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from approvals.client import verify_signature
+from countersign_client import verify_signature
 
 
 class Receiver:

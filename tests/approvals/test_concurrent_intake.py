@@ -5,8 +5,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from countersign_client import ApiError, Client
 
-from approvals.client import ApiError, Client
 from approvals.models import Change, Event, Run
 from tests.factories import ticket_change
 

@@ -4,9 +4,9 @@ or two tall: counts and a first screen of changes, the rest on demand."""
 from __future__ import annotations
 
 import pytest
+from countersign_client import Client
 from playwright.sync_api import Page, expect
 
-from approvals.client import Client
 from approvals.models import Run
 from tests.factories import make_tickets, ticket_change
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from countersign_client import Client
 from playwright.sync_api import Page, expect
 
-from approvals.client import Client
 from approvals.models import Change
 from demo.models import Customer, Refund, Ticket
 from tests.conftest import wait_until

@@ -4,9 +4,9 @@ selected they do nothing, and letters typed into a field are text, never shortcu
 from __future__ import annotations
 
 import pytest
+from countersign_client import Client
 from playwright.sync_api import Page, expect
 
-from approvals.client import Client
 from approvals.models import Change
 from tests.factories import make_tickets, ticket_change
 

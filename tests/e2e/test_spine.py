@@ -4,9 +4,9 @@ process applies through a real Redis, and the record and its snapshot show it.""
 from __future__ import annotations
 
 import pytest
+from countersign_client import Client
 
 from approvals.apply import services
-from approvals.client import Client
 from approvals.models import Change
 from demo.models import Ticket
 from tests.conftest import wait_until

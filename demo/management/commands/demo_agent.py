@@ -1,4 +1,4 @@
-"""A demo agent: posts a realistic run through the real HTTP API with approvals.client."""
+"""A demo agent: posts a realistic run through the real HTTP API with countersign_client (clients/python)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import urllib.error
 import urllib.request
 from decimal import Decimal
 
+from countersign_client import ApiError, Client
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from approvals.client import ApiError, Client
 from approvals.models import Run
 from demo.models import Customer, Invoice, Ticket
 

@@ -1,4 +1,6 @@
-"""A small client for the Countersign agent API (standard library only; copy it into your agent).
+"""A small client for the Countersign agent API (standard library only, no Django).
+
+Install it in an agent's environment with `pip install ./clients/python` (from a Countersign checkout).
 
 client = Client("http://127.0.0.1:8000", token="cs_...")
 change = client.propose(workflow="ticket-triage", run="r-118", operation_id="t-42-tag",
