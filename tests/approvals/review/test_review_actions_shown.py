@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from approvals.models import Approval, Change
 from approvals.review import services
-from tests.approvals.test_bulk_decisions import group_query, resolutions  # noqa: F401 (fixture)
+from tests.approvals.review.test_bulk_decisions import group_query, resolutions  # noqa: F401 (fixture)
 
 S = Change.Status
 
