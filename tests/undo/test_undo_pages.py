@@ -470,3 +470,19 @@ def test_the_undo_list(support, run):
     made = undo(support, run_id=run.pk, description="run r-118")
     page = client_for(support).get("/undos/").content.decode()
     assert f'href="/undos/{made.pk}/"' in page and "run r-118" in page
+
+
+def test_a_long_preview_shows_a_first_screen_and_folds_the_rest(support, run_agent, workflow):
+    # Found by trying it: the preview of a 249-record undo was 5,201 px, every record listed open.
+    many = make_tickets(45)
+    big = apply_run(run_agent, workflow, "r-long", [(t, {"status": "resolved"}) for t in many])[0]
+    for t in many[:14]:
+        human_edit(support, t, status="closed")
+    page = client_for(support).get(f"/runs/{big.pk}/undo").content.decode()
+    assert page.count('class="card conflict"') == 14
+    assert "Show the other 4 records with something that stays as it is" in page
+    assert "Show the other 11 records that go back" in page
+    # What is folded is still in the form: every record can still be skipped or forced.
+    assert page.count('name="skip"') == 31 and page.count('value="force"') == 14
+    head, folded = page.split("Show the other 11 records that go back")
+    assert f'value="ticket:{many[-1].pk}"' in folded
