@@ -18,7 +18,7 @@ from ninja.security import HttpBearer
 from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt
 
 from ..models import Agent, Approval, CallbackDelivery, Change, Run, hash_token
-from . import outbound
+from . import callbacks, outbound
 from .errors import FREE_TEXT, IDENTIFIER, MAX_ID, AgentAPI, BodyError, Error, StrictJSON, error_body, plain_errors
 from .intake import Proposal, ProposalError, propose
 
@@ -341,9 +341,8 @@ def get_callback(request):
 
 @api.delete("/callback", response={204: None, 401: Error}, summary="Stop callbacks")
 def delete_callback(request):
-    """No more callbacks; outcomes stay readable with GET /changes/{id}."""
-    request.agent.set_callback("")
-    request.agent.save(update_fields=["callback_url", "callback_secret"])
+    """No more callbacks, pending retries included; outcomes stay readable with GET /changes/{id}."""
+    callbacks.stop_callbacks(agent=request.agent)
     return Status(204, None)
 
 

@@ -188,6 +188,9 @@ def deliver_decision(*, delivery_id: int) -> Attempt:
     delivery = CallbackDelivery.objects.select_related("agent").get(pk=delivery_id)
     if delivery.state != CallbackDelivery.State.PENDING:
         return Attempt(delivery.state)
+    if not delivery.agent.callback_url:
+        _stop(CallbackDelivery.objects.filter(pk=delivery.pk))
+        return Attempt(CallbackDelivery.State.FAILED)
     attempt = delivery.attempts + 1
     now = timezone.now()
     # Claim attempt n: a redelivered task or the resend sweep cannot make the same attempt again.
@@ -205,6 +208,8 @@ def deliver_decision(*, delivery_id: int) -> Attempt:
         "X-Countersign-Delivery": str(delivery.pk),
         SIGNATURE_HEADER: sign(delivery.agent.callback_secret, body),
     }
+    # To the receiver the agent names now (it signs with the current secret too), checked again by post().
+    delivery.url = delivery.agent.callback_url
     # The HTTP call happens outside any transaction: a slow agent holds no lock.
     answer = post(delivery.url, body, headers, timeout=settings.CALLBACK_TIMEOUT_SECONDS)
     status_code, error = answer.status, answer.error
@@ -223,11 +228,36 @@ def deliver_decision(*, delivery_id: int) -> Attempt:
         retry_in = settings.CALLBACK_RETRY_BASE_SECONDS * 2 ** (attempt - 1)
         delivery.next_attempt_at = now + timedelta(seconds=retry_in)
     delivery.save(
-        update_fields=["attempts", "last_status_code", "last_error", "log", "state", "delivered_at", "next_attempt_at"]
+        update_fields=[
+            "url",
+            "attempts",
+            "last_status_code",
+            "last_error",
+            "log",
+            "state",
+            "delivered_at",
+            "next_attempt_at",
+        ]
     )
     if retry_in is None:
         _delivery_event(delivery)
     return Attempt(delivery.state, retry_in)
+
+
+def stop_callbacks(*, agent: Agent) -> int:
+    """The agent removed its callback URL: nothing more is sent to it, not even pending retries.
+    Returns how many pending deliveries were stopped."""
+    agent.set_callback("")
+    agent.save(update_fields=["callback_url", "callback_secret"])
+    return _stop(CallbackDelivery.objects.filter(agent=agent))
+
+
+def _stop(deliveries) -> int:
+    return deliveries.filter(state=CallbackDelivery.State.PENDING).update(
+        state=CallbackDelivery.State.FAILED,
+        next_attempt_at=None,
+        last_error="not sent: the agent removed its callback URL",
+    )
 
 
 # "The agent's callback was told the change …"

@@ -207,3 +207,37 @@ def test_setting_a_callback_url_in_the_admin_shows_a_new_secret_once(client, adm
     agent.refresh_from_db()
     assert agent.callback_url == "http://127.0.0.1:8999/hook" and agent.callback_secret.startswith("whsec_")
     assert f"Callback secret for {agent} (shown once): {agent.callback_secret}" in response.content.decode()
+
+
+def test_removing_the_callback_stops_pending_retries(api, ticket, support, hooked_agent, receiver):
+    # Found by trying it: after DELETE /callback, 250 queued deliveries kept going to the old URL.
+    receiver.statuses = [503]
+    change = propose_waiting(api, ticket)
+    services.reject_change(change=change, user=support, reason="no")
+    delivery = CallbackDelivery.objects.get(change=change)
+    callbacks.deliver_decision(delivery_id=delivery.pk)
+    assert len(receiver.received) == 1
+
+    assert api.client.delete("/api/v1/callback").status_code == 204
+    delivery.refresh_from_db()
+    assert delivery.state == D.FAILED and delivery.last_error == "not sent: the agent removed its callback URL"
+    callbacks.deliver_decision(delivery_id=delivery.pk)  # a retry already in the broker
+    assert len(receiver.received) == 1
+
+
+def test_a_retry_goes_to_the_url_the_agent_names_now(api, ticket, support, hooked_agent, receiver, settings):
+    receiver.statuses = [503, 200]
+    agent, _ = hooked_agent
+    change = propose_waiting(api, ticket)
+    services.reject_change(change=change, user=support, reason="no")
+    delivery = CallbackDelivery.objects.get(change=change)
+    callbacks.deliver_decision(delivery_id=delivery.pk)
+    moved = receiver.url.rstrip("/") + "/v2"
+    secret = api.client.put(
+        "/api/v1/callback", data=json.dumps({"url": moved}), content_type="application/json"
+    ).json()["secret"]
+    callbacks.deliver_decision(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    assert delivery.state == D.DELIVERED and delivery.url == moved
+    headers, body = receiver.received[-1]
+    assert signed_ok(secret, headers, body)
