@@ -185,6 +185,21 @@ def post(url: str, body: bytes, headers: dict, *, timeout: float) -> Answer:
     except urllib.error.HTTPError as exc:
         return Answer(exc.code, f"HTTP {exc.code} {exc.reason}")
     except urllib.error.URLError as exc:
-        return Answer(None, str(exc.reason))
+        return Answer(None, _in_words(exc.reason))
     except (OSError, ValueError) as exc:
-        return Answer(None, str(exc))
+        return Answer(None, _in_words(exc))
+
+
+def _in_words(reason) -> str:
+    """ "the receiver refused the connection" rather than "[Errno 111] Connection refused"."""
+    if isinstance(reason, ConnectionRefusedError):
+        return "the receiver refused the connection (nothing listens there)"
+    if isinstance(reason, TimeoutError | socket.timeout):
+        return "no answer in time"
+    if isinstance(reason, socket.gaierror):
+        return "its host name does not resolve"
+    if isinstance(reason, ConnectionResetError):
+        return "the receiver dropped the connection"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror[:1].lower() + reason.strerror[1:]
+    return str(reason)

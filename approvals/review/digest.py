@@ -10,9 +10,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.utils import timezone
-from django.utils.timesince import timesince
 
 from ..models import HIGH_RISK, WAITING, Change, Event, Workflow
+from ..templatetags.words import how_long
 from ..workflows import selectors
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def _body(group: str, changes: list[Change], now) -> str:
         change = item.change
         lines.append(f"- {'; '.join(item.sentences)}")
         lines.append(
-            f"  risk {change.risk:.2f}, {change.workflow}, waiting {timesince(change.updated_at, now)} "
+            f"  risk {change.risk:.2f}, {change.workflow}, waiting {how_long(change.updated_at, now)} "
             f"(threshold {change.workflow.review_wait_threshold} min)"
         )
         lines.append(f"  {settings.SITE_URL.rstrip('/')}{change.get_absolute_url()}")

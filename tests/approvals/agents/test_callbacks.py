@@ -126,7 +126,8 @@ def test_an_unreachable_callback_is_retried(api, ticket, support, agent, setting
     attempt = callbacks.deliver_decision(delivery_id=delivery.pk)
     assert attempt.retry_in is not None
     delivery.refresh_from_db()
-    assert delivery.state == D.PENDING and delivery.last_status_code is None and delivery.last_error
+    assert delivery.state == D.PENDING and delivery.last_status_code is None
+    assert delivery.last_error == "the receiver refused the connection (nothing listens there)"
 
 
 def test_running_an_attempt_twice_posts_once(api, ticket, support, hooked_agent, receiver):

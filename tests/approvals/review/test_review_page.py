@@ -35,6 +35,7 @@ def test_it_shows_waiting_changes_in_plain_words(client, support, waiting, ticke
     assert f'href="/runs/{waiting.run_id}/"' in text
     assert f'href="/records/ticket/{ticket.pk}/"' in text
     assert response["Vary"] and "HX-Request" in response["Vary"]
+    assert "waiting less than a minute" in text  # not "waiting 0 minutes"
 
 
 def test_it_hides_other_groups_changes(client, finance, waiting):
