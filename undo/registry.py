@@ -464,6 +464,11 @@ def coerce(model_field: models.Field, value: Any, *, references: bool = True) ->
             raise InvalidValue("must be a number") from None
         if not result.is_finite():
             raise InvalidValue("must be a finite number")
+        places, whole = model_field.decimal_places, model_field.max_digits - model_field.decimal_places
+        if result.as_tuple().exponent < -places:
+            raise InvalidValue(f"may have at most {places} decimal places")
+        if abs(result) >= 10**whole:
+            raise InvalidValue(f"must be less than {10**whole:,} (at most {whole} digits before the point)")
     elif isinstance(model_field, models.FloatField):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise InvalidValue("must be a number")
@@ -480,6 +485,8 @@ def coerce(model_field: models.Field, value: Any, *, references: bool = True) ->
             raise InvalidValue("must be text")
         if value == "" and not model_field.blank:
             raise InvalidValue("may not be empty")
+        if model_field.max_length and len(value) > model_field.max_length:
+            raise InvalidValue(f"may be at most {model_field.max_length} characters long (this is {len(value)})")
         result = value
     else:
         raise InvalidValue(f"fields of kind {type(model_field).__name__} cannot be changed by agents")

@@ -88,6 +88,10 @@ def test_it_describes_a_change_in_plain_words(db):
         ("ticket", {"subject": "line\nbreak"}, "one line"),
         ("ticket", {"tags": "x\ud800"}, "surrogate"),
         ("ticket", {"internal_note": "evil\u202e"}, r"override U\+202E"),
+        # In plain words, not Django's "Ensure that there are no more than 12 digits in total".
+        ("invoice", {"amount": "12345678901.00"}, r"must be less than 10,000,000,000 \(at most 10 digits before"),
+        ("invoice", {"amount": "1.005"}, "at most 2 decimal places"),
+        ("ticket", {"subject": "x" * 301}, r"at most 300 characters long \(this is 301\)"),
     ],
 )
 def test_clean_values_refuses_what_a_registration_does_not_allow(db, record_type, values, message):
