@@ -8,15 +8,15 @@ class ApprovalsConfig(AppConfig):
     def ready(self):
         from django.urls import reverse
 
-        from undo import links
+        from undo import host
 
         from .undoing import receivers  # noqa: F401  (marks changes undone / redone when undo reports back)
 
         # Record timelines link the change and run tags on history rows to their pages.
-        links.set_resolver("change", lambda pk: reverse("change_detail", args=[pk]))
-        links.set_resolver("run", lambda pk: reverse("run_detail", args=[pk]))
-        links.set_resolver("record_changes", lambda key: reverse("record_changes", args=key))
-        links.set_run_names(_run_names)
+        host.set_resolver("change", lambda pk: reverse("change_detail", args=[pk]))
+        host.set_resolver("run", lambda pk: reverse("run_detail", args=[pk]))
+        host.set_resolver("record_changes", lambda key: reverse("record_changes", args=key))
+        host.set_run_names(_run_names)
 
 
 def _run_names(run_ids: set[int]) -> dict[int, str]:

@@ -10,7 +10,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Count, OuterRef, Subquery
 from django.urls import reverse
 
-from . import links, registry
+from . import host, registry
 from .models import Undo
 from .scopes import Scope
 from .tables import DELETED, Slot, python_value, table
@@ -72,7 +72,7 @@ def describe_writers(rtype: registry.RecordType, history_ids) -> dict[int, Write
     )
     rows = list(rows)
     kinds = undo_kinds(row["cs_undo_id"] for row in rows)
-    runs = links.run_names(row["cs_run_id"] for row in rows)
+    runs = host.run_names(row["cs_run_id"] for row in rows)
     return {
         row["history_id"]: Writer(
             history_id=row["history_id"],
@@ -193,7 +193,7 @@ def timeline(rtype: registry.RecordType, record_id: int, *, page: int | str = 1,
     count = paginator.count
     first_number = count - (result.start_index() - 1)
     kinds = undo_kinds(row["cs_undo_id"] for row in rows)
-    runs = links.run_names(row["cs_run_id"] for row in rows)
+    runs = host.run_names(row["cs_run_id"] for row in rows)
     versions = []
     for i, row in enumerate(rows[: len(ids)]):
         values = tuple(row[n] for n in names)
@@ -211,8 +211,8 @@ def timeline(rtype: registry.RecordType, record_id: int, *, page: int | str = 1,
                 change_id=row["cs_change_id"],
                 run_id=row["cs_run_id"],
                 undo_id=row["cs_undo_id"],
-                change_url=links.url_for("change", row["cs_change_id"]),
-                run_url=links.url_for("run", row["cs_run_id"]),
+                change_url=host.url_for("change", row["cs_change_id"]),
+                run_url=host.url_for("run", row["cs_run_id"]),
                 undo_url=reverse("undo_detail", args=[row["cs_undo_id"]]) if row["cs_undo_id"] else "",
                 undo_label=undo_name(row["cs_undo_id"], kinds) if row["cs_undo_id"] else "",
                 is_latest=row["history_id"] == latest_id,

@@ -2,7 +2,7 @@
 
 An undo runs chunk by chunk; each chunk (whole changes only) is one transaction
 that writes the records, their history rows, the undo's progress and, through
-`undo.signals`, the changes' new status. Running an undo again (a worker died,
+`undo.host`, the changes' new status. Running an undo again (a worker died,
 or the task was delivered twice) finishes it without writing anything twice.
 """
 
@@ -22,12 +22,12 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from . import registry, revert, write
 from .chunks import Chunk, chunks_of
+from .host import changes_redone, changes_undone, undo_finished, undo_requested
 from .models import Undo
 from .preview import describe_plans
 from .revert import no_gc_pauses
 from .scopes import NothingToUndo, Scope
 from .selectors import UndoneChanges, chain_of, extent, redo_targets
-from .signals import changes_redone, changes_undone, undo_finished, undo_requested
 
 logger = logging.getLogger(__name__)
 

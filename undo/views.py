@@ -14,7 +14,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseStopPolling
 from django_htmx.middleware import HtmxDetails
 
-from . import links, registry, selectors, services
+from . import host, registry, selectors, services
 from .models import Undo
 from .preview import preview_undo
 from .scopes import NothingToUndo
@@ -93,7 +93,7 @@ def record_detail(request: HtmxHttpRequest, record_type: str, record_id: int) ->
         "label": rtype.describe(instance) if instance is not None else f"{rtype.label} #{record_id}",
         "versions": selectors.timeline(rtype, record_id, page=request.GET.get("page", 1)),
         "can_restore": services.may_undo(request.user, [rtype.name]),
-        "changes_url": links.url_for("record_changes", (rtype.name, record_id)),
+        "changes_url": host.url_for("record_changes", (rtype.name, record_id)),
     }
     return render(request, "undo/record_detail.html", context)
 
@@ -168,7 +168,7 @@ def undo_detail(request: HtmxHttpRequest, undo_id: int) -> HttpResponse:
     undo = get_undo_for_viewer(request, undo_id)
     context = {
         "undo": undo,
-        "run_url": links.url_for("run", undo.run_id),
+        "run_url": host.url_for("run", undo.run_id),
         "can_act": services.may_undo(request.user, undo.record_types),
     }
     template = "undo/undo_detail.html#progress" if request.htmx else "undo/undo_detail.html"

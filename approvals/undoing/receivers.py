@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.dispatch import receiver
 
-from undo.signals import changes_redone, changes_undone, undo_finished, undo_requested
+from undo.host import changes_redone, changes_undone, undo_finished, undo_requested
 
 from .. import lifecycle
 from ..lifecycle import Actor
