@@ -70,6 +70,11 @@ def _render_queue(request, params: QueryDict, template: str, status: int = 200) 
         "all_runs_url": _url(params, run=None, after=None, before=None),
         "sees_all": queue.sees_all_queues(request.user),
     }
+    # Every card shown is of one queue (the reviewer has one, or filtered to one): the queue's
+    # name is above them, once, not on each card.
+    context["one_queue"] = bool(page) and (
+        bool(form.cleaned_data.get("queue")) or (len(page.queues) == 1 and not context["sees_all"])
+    )
     if context["alike"] and page.items:
         context["alike_sentence"] = queue.describe_group(context["alike"], page.matching, page.items[0].change.run)
         context["alike_query"] = context["alike"].query

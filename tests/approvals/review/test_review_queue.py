@@ -244,3 +244,17 @@ def test_keyboard_shortcuts_are_served(client, support, queue):
     page = client.get("/review/").content.decode()
     assert '<script src="/static/review.js" defer>' in page
     assert 'data-action="reason"' in page and 'data-action="edit"' in page
+
+
+def test_a_cards_queue_is_named_once_when_every_card_is_of_one_queue(client, support, reviewer, queue):
+    # sam reviews the support queue only: its name heads the list, not each card.
+    client.force_login(support)
+    page = client.get("/review/").content.decode()
+    assert len(ids_on(page)) == 10
+    assert "· support queue</span>" not in page
+    # rita sees every queue: each card says which one it waits in.
+    client.force_login(reviewer)
+    page = client.get("/review/").content.decode()
+    assert page.count("· support queue</span>") == 10
+    # ... unless she narrows the list to one queue.
+    assert "· support queue</span>" not in client.get("/review/?queue=support").content.decode()
