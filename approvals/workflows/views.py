@@ -72,6 +72,10 @@ def run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
     # A first screen of changes; the whole list, 50 a page, on demand.
     show_all = request.GET.get("all") == "1"
     page = Paginator(changes, 50 if show_all else RUN_FIRST_SCREEN).get_page(request.GET.get("page") if show_all else 1)
+    # The undos before the counts: an undo read as finished had marked its changes undone in
+    # earlier commits, so the counts read next include them. The other way round, a page could
+    # show an undo done (its bar no longer polling) beside counts from before its last chunk.
+    undos = undo_selectors.undos_for_run(run.pk)
     record_types = undo_scopes.record_types_of_run(run)
     counts = selectors.run_counts(run)
     context = {
@@ -86,7 +90,7 @@ def run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
         "record_types": record_types,
         "can_undo": bool(record_types) and undo_services.may_undo(request.user, record_types),
         "owners": sorted({registry.get(t).owner_group for t in record_types}),
-        "undos": undo_selectors.undos_for_run(run.pk),
+        "undos": undos,
     }
     return render(request, "approvals/run_detail.html", context)
 
