@@ -22,7 +22,8 @@ from django.utils import timezone
 
 from undo import registry
 
-from ..models import RISK_BANDS, WAITING, Agent, Approval, Change, ChangeTarget, Run, Workflow
+from ..lifecycle import WAITING, WRITTEN
+from ..models import RISK_BANDS, Agent, Approval, Change, ChangeTarget, Run, Workflow
 from ..workflows import selectors
 from .services import can_review, reviewer_groups
 
@@ -194,7 +195,7 @@ class QueueItem:
     @property
     def written(self) -> bool:
         """Applied or undone: its records read as what it wrote over, not as they are now."""
-        return self.change.status in selectors.WRITTEN
+        return self.change.status in WRITTEN
 
     @property
     def changed_since(self) -> bool:

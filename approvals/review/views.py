@@ -20,8 +20,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
-from ..lifecycle import ChangeMoved, IllegalTransition
-from ..models import WAITING, Change
+from ..lifecycle import WAITING, ChangeMoved, IllegalTransition
+from ..models import Change
 from . import queue, services
 from .forms import BulkForm, EditValuesForm, QueueFilterForm, RejectForm
 

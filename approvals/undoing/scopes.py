@@ -14,13 +14,11 @@ from undo.models import Undo
 from undo.scopes import Scope
 from undo.services import UndoRefused, request_undo
 
-from ..models import WAITING, Agent, Change, Run
+from ..lifecycle import IN_FLIGHT, WAITING, WRITTEN
+from ..models import Agent, Change, Run
 from ..review.services import BulkOutcome, reject_many
 
 S = Change.Status
-# Still on their way to the records: an undo now would race them.
-IN_FLIGHT = (S.AUTO_APPROVED, S.APPROVED, S.QUEUED, S.APPLYING)
-WRITTEN = (S.APPLIED, S.UNDONE)
 
 _NEVER_APPLIED = {
     S.PROPOSED: "it was never applied (it is still being routed)",

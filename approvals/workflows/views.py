@@ -17,7 +17,8 @@ from undo import registry
 from undo import selectors as undo_selectors
 from undo import services as undo_services
 
-from ..models import WAITING, Change, Run
+from ..lifecycle import WAITING
+from ..models import Change, Run
 from ..review import queue
 from ..review.services import reviewer_groups
 from ..undoing import scopes as undo_scopes
