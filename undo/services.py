@@ -84,7 +84,6 @@ def request_undo(
     skipped: Iterable[str] = (),
     seen: Mapping[str, int] | None = None,
     kind: str = Undo.Kind.UNDO,
-    target: Undo | None = None,
 ) -> Undo:
     """Check, record and start an undo: inline when small, on a worker when large.
 
@@ -102,32 +101,23 @@ def request_undo(
     if not reach.records:
         raise NothingToUndo(f"Nothing to undo: no record was changed by {description}.")
     check_may_undo(user, reach.record_types)
-    key = scope.key()
+    fields = scope.undo_fields()
     with transaction.atomic():
-        running = Undo.objects.filter(scope_key=key, status__in=(Undo.Status.QUEUED, Undo.Status.RUNNING)).first()
+        running = Undo.objects.filter(
+            scope_key=fields["scope_key"], status__in=(Undo.Status.QUEUED, Undo.Status.RUNNING)
+        ).first()
         if running is not None:
             raise UndoRefused(
                 f"{running} is already {running.get_status_display()} (asked by {running.requested_by_label}). "
                 "Wait for it to finish: its page shows the progress."
             )
         undo = Undo.objects.create(
+            **fields,
             kind=kind,
             description=description[:500],
-            scope_key=key,
-            change_ids=list(scope.change_ids),
-            run_id=scope.run_id,
-            agent_ids=list(scope.agent_ids),
-            since=scope.since,
-            until=scope.until,
-            target=target,
-            record_type=scope.record_type,
-            record_id=scope.record_id,
-            after_history_id=scope.after_history_id,
-            upto_history_id=scope.upto_history_id,
             record_types=reach.record_types,
             forced=sorted(set(forced)),
             skipped=sorted(set(skipped)),
-            seen_history=dict(seen or {}),
             requested_by=user,
             requested_by_label=user.get_username(),
             total=reach.records,
@@ -152,7 +142,6 @@ def request_redo(
         skipped=skipped,
         seen=seen,
         kind=Undo.Kind.REDO,
-        target=undo,
     )
 
 
