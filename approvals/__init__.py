@@ -1,6 +1,6 @@
 """Approvals: agents propose changes, rules route them, people review them, workers apply them.
 
-At the top: `models` (agents, workflows, runs, changes, approvals, events, rule sets),
+At the top: `models` (workflows, agents, runs, rule sets; changes, approvals; events, callbacks),
 `lifecycle` (the only code that moves a change's status: the transition table), `tasks` (every
 Celery task, thin wrappers over the services), `broker` (publishing to Celery off the request
 thread), `admin`, `apps`, and `urls` (one include per package).

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from approvals import lifecycle, models
+from approvals import lifecycle
 from approvals.lifecycle import ALLOWED, Actor, ChangeMoved, IllegalTransition
 from approvals.models import Change, Event, Run
+from approvals.models import changes as change_models
 from tests.factories import make_agent, make_ticket, make_workflow
 
 S = Change.Status
@@ -57,7 +58,7 @@ def test_status_groups_are_statuses_and_do_not_overlap():
 
 def test_the_models_literal_waiting_statuses_are_lifecycles():
     # The review queue's partial indexes spell the group out (the migrations froze it).
-    assert models._WAITING == lifecycle.WAITING
+    assert change_models._WAITING == lifecycle.WAITING
     conditions = {i.name: i.condition for i in Change._meta.indexes if i.name.startswith("change_waiting")}
     assert set(conditions) == {"change_waiting", "change_waiting_group"}
     for condition in conditions.values():
@@ -68,7 +69,7 @@ def test_status_groups_are_defined_only_in_the_lifecycle():
     root = Path(__file__).resolve().parents[2]
     offenders = []
     for path in [*root.glob("approvals/**/*.py"), *root.glob("undo/**/*.py")]:
-        if path.name in ("lifecycle.py", "models.py") or "migrations" in path.parts:
+        if path.name == "lifecycle.py" or path.parent.name == "models" or "migrations" in path.parts:
             continue
         # A module-level tuple of statuses, or another name for one of lifecycle's groups.
         if re.search(
