@@ -1,6 +1,6 @@
 """Approvals: agents propose changes, rules route them, people review them, workers apply them.
 
-At the top: `models` (agents, workflows, runs, changes, approvals, events, rule sets),
+At the top: `models` (workflows, agents, runs, rule sets; changes, approvals; events, callbacks),
 `lifecycle` (the only code that moves a change's status: the transition table), `tasks` (every
 Celery task, thin wrappers over the services), `broker` (publishing to Celery off the request
 thread), `admin`, `apps`, and `urls` (one include per package).
@@ -10,7 +10,7 @@ thread), `admin`, `apps`, and `urls` (one include per package).
 - `apply/` — applying approved changes in workers, and the sweeper.
 - `workflows/` — the dashboard, the change, run and record-changes pages, resuming a workflow.
 - `rules/` — routing rules, their engine and their editor.
-- `undoing/` — the bridge to `undo/`: scopes, the undo pages, undo's signal receivers.
+- `undoing/` — the bridge to `undo/`: scopes, one service the undo pages call, the pages, undo's signal receivers.
 
 The agent client is not here: it is `clients/python/` (`countersign_client`).
 """

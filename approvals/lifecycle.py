@@ -1,10 +1,11 @@
 """The lifecycle of a change: the only code that sets `Change.status`.
 
-Allowed moves are in `ALLOWED`. Every move is a compare-and-set on the current
-status (so two reviewers, or two workers, can never both move the same change)
-and writes an `Event` in the same transaction; a move the agent waits to hear of
-(a decision, applied, failed, conflict, undone: `callbacks.OUTCOMES`) also records
-a callback delivery there, so the agent is told exactly the moves that happened.
+Allowed moves are in `ALLOWED`, and the status groups (`WAITING`, `IN_FLIGHT`, `WRITTEN`)
+beside it. Every move is a compare-and-set on the current status (so two reviewers, or two
+workers, can never both move the same change) and writes an `Event` in the same transaction;
+a move the agent waits to hear of (a decision, applied, failed, conflict, undone:
+`callbacks.OUTCOMES`) also records a callback delivery there, so the agent is told exactly
+the moves that happened.
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ ALLOWED: dict[str, frozenset[str]] = {
     S.REJECTED: frozenset(),
     S.REFUSED: frozenset(),
 }
+
+# Status groups, named for the question each answers.
+# Waiting for a person to decide (a conflict goes back to review).
+WAITING = (S.PENDING_REVIEW, S.CONFLICT)
+# On the way to the records: decided, not written yet (an undo now would race them).
+IN_FLIGHT = (S.AUTO_APPROVED, S.APPROVED, S.QUEUED, S.APPLYING)
+# Wrote its records (an undone change too): it reads as what it wrote, from its history rows.
+WRITTEN = (S.APPLIED, S.UNDONE)
 
 # Where routing sends a fresh proposal, step by step.
 _ADMIT_PATHS = {

@@ -40,8 +40,12 @@ class Scope:
             # A window alone would be "everything everybody did": never an undo scope.
             raise ValueError("a scope names changes, a run, agents, an undo or a record")
 
+    # The scope's one mapping to the `Undo` that holds it, both ways: `of` reads it back, and
+    # `undo_fields` gives the fields to store.
+
     @classmethod
     def of(cls, undo) -> Scope:
+        """The scope `undo` was made with; rows written after it was asked for stay out."""
         return cls(
             change_ids=tuple(undo.change_ids),
             run_id=undo.run_id,
@@ -56,6 +60,23 @@ class Scope:
             written_before=None if undo.record_id else undo.created_at,
             seen=tuple(sorted(undo.seen_history.items())),
         )
+
+    def undo_fields(self) -> dict:
+        """The `Undo` fields that hold this scope (its key too): `Scope.of` reads them back."""
+        return {
+            "scope_key": self.key(),
+            "change_ids": list(self.change_ids),
+            "run_id": self.run_id,
+            "agent_ids": list(self.agent_ids),
+            "since": self.since,
+            "until": self.until,
+            "target_id": self.undo_id,
+            "record_type": self.record_type,
+            "record_id": self.record_id,
+            "after_history_id": self.after_history_id,
+            "upto_history_id": self.upto_history_id,
+            "seen_history": dict(self.seen),
+        }
 
     def key(self) -> str:
         """The same scope always has the same key: its undos and redos form its chain."""

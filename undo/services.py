@@ -9,10 +9,11 @@ or the task was delivered twice) finishes it without writing anything twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -62,11 +63,16 @@ def may_undo(user, record_types: Iterable[str]) -> bool:
 def check_may_undo(user, record_types: Iterable[str]) -> None:
     """Raise NotAllowed, naming the owner groups, unless the user may undo these record types."""
     record_types = sorted(set(record_types))
-    if may_undo(user, record_types):
-        return
+    if not may_undo(user, record_types):
+        raise NotAllowed(not_allowed_message(record_types))
+
+
+def not_allowed_message(record_types: Iterable[str]) -> str:
+    """Why someone may not undo changes to these record types, and whom to ask."""
+    record_types = sorted(set(record_types))
     owners = sorted({registry.get(n).owner_group for n in record_types})
     labels = ", ".join(registry.get(n).label + "s" for n in record_types)
-    raise NotAllowed(
+    return (
         f"Only the owners of these records ({' and '.join(owners)}) and admins may undo changes to {labels}. "
         "Ask one of them, or an admin."
     )
@@ -84,14 +90,16 @@ def request_undo(
     skipped: Iterable[str] = (),
     seen: Mapping[str, int] | None = None,
     kind: str = Undo.Kind.UNDO,
-    target: Undo | None = None,
+    authorise: Callable[[Any, list[str]], None] = check_may_undo,
 ) -> Undo:
     """Check, record and start an undo: inline when small, on a worker when large.
 
     `forced` and `skipped` are the owner's choices per record ("ticket:12"): overwrite its
     conflicts, or leave it exactly as it is (skip wins when both are given). `seen` (from the
     preview): per record type the newest history id the owner saw; nothing written after it is
-    undone, and no edit after it is forced over.
+    undone, and no edit after it is forced over. `authorise(user, record_types)` raises NotAllowed
+    unless the user may undo the record types the scope reaches: undo's own rule, unless the host
+    that asks answers that itself.
 
     Raises NotAllowed, NothingToUndo, or UndoRefused (an undo of the same scope is running).
     """
@@ -101,33 +109,24 @@ def request_undo(
     reach = extent(scope)
     if not reach.records:
         raise NothingToUndo(f"Nothing to undo: no record was changed by {description}.")
-    check_may_undo(user, reach.record_types)
-    key = scope.key()
+    authorise(user, reach.record_types)
+    fields = scope.undo_fields()
     with transaction.atomic():
-        running = Undo.objects.filter(scope_key=key, status__in=(Undo.Status.QUEUED, Undo.Status.RUNNING)).first()
+        running = Undo.objects.filter(
+            scope_key=fields["scope_key"], status__in=(Undo.Status.QUEUED, Undo.Status.RUNNING)
+        ).first()
         if running is not None:
             raise UndoRefused(
                 f"{running} is already {running.get_status_display()} (asked by {running.requested_by_label}). "
                 "Wait for it to finish: its page shows the progress."
             )
         undo = Undo.objects.create(
+            **fields,
             kind=kind,
             description=description[:500],
-            scope_key=key,
-            change_ids=list(scope.change_ids),
-            run_id=scope.run_id,
-            agent_ids=list(scope.agent_ids),
-            since=scope.since,
-            until=scope.until,
-            target=target,
-            record_type=scope.record_type,
-            record_id=scope.record_id,
-            after_history_id=scope.after_history_id,
-            upto_history_id=scope.upto_history_id,
             record_types=reach.record_types,
             forced=sorted(set(forced)),
             skipped=sorted(set(skipped)),
-            seen_history=dict(seen or {}),
             requested_by=user,
             requested_by_label=user.get_username(),
             total=reach.records,
@@ -152,7 +151,6 @@ def request_redo(
         skipped=skipped,
         seen=seen,
         kind=Undo.Kind.REDO,
-        target=undo,
     )
 
 

@@ -51,6 +51,19 @@ class Proposal:
 
 
 @dataclass(frozen=True)
+class Checked:
+    """One proposal on its way in, checked: what it becomes once stored, and where it sat in the
+    request (`loc`, for error messages). One per proposal from checking to storing."""
+
+    proposal: Proposal
+    loc: list
+    body_hash: str
+    values: dict[str, Any]
+    record_ids: list[int]
+    expected: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class Stored:
     change: Change
     created: bool
@@ -65,16 +78,18 @@ def propose(
     Raises ProposalError (stores nothing) on the first problem found.
     """
     workflow = _workflow_for(agent, workflow_name)
-    checked = [_check(agent, proposal, [*loc, i] if loc else []) for i, proposal in enumerate(proposals)]
-    _check_references(checked, proposals, loc)
-    records = _load_records(checked, proposals, loc)
-    hashes = [_body_hash(workflow_name, run_external_id, p) for p in proposals]
+    checked = [
+        _check(agent, p, ["body", *loc, i] if loc else ["body"], _body_hash(workflow_name, run_external_id, p))
+        for i, p in enumerate(proposals)
+    ]
+    _check_references(checked)
+    records = _load_records(checked)
     try:
-        return _store(agent, workflow, run_external_id, proposals, checked, hashes, records)
+        return _store(agent, workflow, run_external_id, checked, records)
     except IntegrityError:
         # Another request stored the same operation id (or run) between our read
         # and our insert (PostgreSQL; SQLite serialises writers). Read again.
-        return _store(agent, workflow, run_external_id, proposals, checked, hashes, records)
+        return _store(agent, workflow, run_external_id, checked, records)
 
 
 def _workflow_for(agent: Agent, workflow_name: str) -> Workflow:
@@ -86,56 +101,46 @@ def _workflow_for(agent: Agent, workflow_name: str) -> Workflow:
     return workflow
 
 
-@dataclass(frozen=True)
-class _Checked:
-    values: dict[str, Any]
-    record_ids: list[int]
-    expected: dict[str, dict[str, Any]]
-
-
-def _check(agent: Agent, p: Proposal, loc: list) -> _Checked:
-    body = ["body", *loc]
+def _check(agent: Agent, p: Proposal, loc: list, body_hash: str) -> Checked:
     try:
         rtype = registry.get(p.record_type)
     except KeyError:
         known = ", ".join(r.name for r in registry.all_record_types())
         raise ProposalError(
-            422, [*body, "record_type"], f"Unknown record type {p.record_type!r} (known: {known})."
+            422, [*loc, "record_type"], f"Unknown record type {p.record_type!r} (known: {known})."
         ) from None
     if not agent.may_propose_for(p.record_type):
         raise ProposalError(
-            403, [*body, "record_type"], f"Agent {agent} may not propose changes to {rtype.label} records."
+            403, [*loc, "record_type"], f"Agent {agent} may not propose changes to {rtype.label} records."
         )
 
     try:
         values = rtype.clean_values(p.values, references=False)
     except registry.KeyedInvalid as exc:
-        raise ProposalError(422, [*body, "values", exc.key], f"{shorten(exc.key)}: {exc}") from None
+        raise ProposalError(422, [*loc, "values", exc.key], f"{shorten(exc.key)}: {exc}") from None
 
     record_ids = [r["id"] for r in p.records]
     if len(set(record_ids)) != len(record_ids):
-        raise ProposalError(422, [*body, "records"], "A record is listed twice.")
+        raise ProposalError(422, [*loc, "records"], "A record is listed twice.")
     if p.operation == Change.Operation.CREATE:
         if not rtype.creatable:
-            raise ProposalError(422, [*body, "operation"], f"Agents may not create {rtype.label} records.")
+            raise ProposalError(422, [*loc, "operation"], f"Agents may not create {rtype.label} records.")
         if record_ids:
-            raise ProposalError(422, [*body, "records"], "A create names no existing records.")
+            raise ProposalError(422, [*loc, "records"], "A create names no existing records.")
         missing = [f for f in rtype.required_on_create if f not in values]
         if missing:
-            raise ProposalError(
-                422, [*body, "values", missing[0]], f"{missing[0]}: required to create a {rtype.label}."
-            )
-        return _Checked(values, [], {})
+            raise ProposalError(422, [*loc, "values", missing[0]], f"{missing[0]}: required to create a {rtype.label}.")
+        return Checked(p, loc, body_hash, values, [], {})
 
     if not record_ids:
-        raise ProposalError(422, [*body, "records"], f"Name at least one {rtype.label} record to {p.operation}.")
+        raise ProposalError(422, [*loc, "records"], f"Name at least one {rtype.label} record to {p.operation}.")
     if p.operation == Change.Operation.SOFT_DELETE:
         if not rtype.soft_deletable:
-            raise ProposalError(422, [*body, "operation"], f"{rtype.label} records cannot be deleted by agents.")
+            raise ProposalError(422, [*loc, "operation"], f"{rtype.label} records cannot be deleted by agents.")
         if values:
-            raise ProposalError(422, [*body, "values"], "A soft delete carries no values.")
+            raise ProposalError(422, [*loc, "values"], "A soft delete carries no values.")
     elif not values:
-        raise ProposalError(422, [*body, "values"], "An update must change at least one field.")
+        raise ProposalError(422, [*loc, "values"], "An update must change at least one field.")
 
     expected = {}
     for i, record in enumerate(p.records):
@@ -144,54 +149,53 @@ def _check(agent: Agent, p: Proposal, loc: list) -> _Checked:
         if missing:
             raise ProposalError(
                 422,
-                [*body, "records", i, "expected", missing[0]],
+                [*loc, "records", i, "expected", missing[0]],
                 f"{missing[0]}: the value the agent saw before proposing is required (expected state).",
             )
         try:
             expected[str(record["id"])] = rtype.clean_values(seen, seen=True)
         except registry.KeyedInvalid as exc:
-            raise ProposalError(422, [*body, "records", i, "expected", exc.key], f"{shorten(exc.key)}: {exc}") from None
-    return _Checked(values, record_ids, expected)
+            raise ProposalError(422, [*loc, "records", i, "expected", exc.key], f"{shorten(exc.key)}: {exc}") from None
+    return Checked(p, loc, body_hash, values, record_ids, expected)
 
 
-def _check_references(checked: list[_Checked], proposals: list[Proposal], loc: list) -> None:
+def _check_references(checked: list[Checked]) -> None:
     """Check the records that proposed values refer to exist: one query per foreign key, not per proposal."""
     by_type: dict[str, list[int]] = {}
     for i, c in enumerate(checked):
         if c.values:
-            by_type.setdefault(proposals[i].record_type, []).append(i)
+            by_type.setdefault(c.proposal.record_type, []).append(i)
     errors = {}
     for name, positions in by_type.items():
         missing = registry.get(name).missing_references([checked[i].values for i in positions])
         errors.update({positions[j]: error for j, error in missing.items()})
     if errors:
         i = min(errors)
-        where = ["body", *loc, i] if loc else ["body"]
-        raise ProposalError(422, [*where, "values", errors[i].key], f"{errors[i].key}: {errors[i]}")
+        raise ProposalError(422, [*checked[i].loc, "values", errors[i].key], f"{errors[i].key}: {errors[i]}")
 
 
-def _load_records(checked: list[_Checked], proposals: list[Proposal], loc: list) -> dict[str, dict[int, dict]]:
+def _load_records(checked: list[Checked]) -> dict[str, dict[int, dict]]:
     """Check every named record exists and is not deleted, and read the attributes rules use:
     one query per record type."""
     wanted: dict[str, set[int]] = {}
-    for c, p in zip(checked, proposals, strict=False):
+    for c in checked:
         if c.record_ids:
-            wanted.setdefault(p.record_type, set()).update(c.record_ids)
+            wanted.setdefault(c.proposal.record_type, set()).update(c.record_ids)
     loaded = {}
     for name, ids in wanted.items():
         found, deleted = registry.get(name).read_attributes(ids)
         loaded[name] = found
         if len(found) == len(ids) and not deleted:
             continue
-        for i, (c, p) in enumerate(zip(checked, proposals, strict=False)):
+        for c in checked:
             for j, pk in enumerate(c.record_ids):
-                if p.record_type != name or (pk in found and pk not in deleted):
+                if c.proposal.record_type != name or (pk in found and pk not in deleted):
                     continue
-                where = [*(["body", *loc, i] if loc else ["body"]), "records", j, "id"]
+                where = [*c.loc, "records", j, "id"]
                 if pk not in found:
                     raise ProposalError(422, where, f"There is no {name} with id {pk}.")
                 label = registry.get(name).label
-                if p.operation == Change.Operation.SOFT_DELETE:
+                if c.proposal.operation == Change.Operation.SOFT_DELETE:
                     raise ProposalError(422, where, f"{label.capitalize()} #{pk} is already deleted.")
                 raise ProposalError(
                     422, where, f"{label.capitalize()} #{pk} was deleted; it can be changed again once restored."
@@ -204,7 +208,9 @@ def _body_hash(workflow_name: str, run_external_id: str, p: Proposal) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _store(agent, workflow, run_external_id, proposals, checked, hashes, records) -> tuple[Run, list[Stored]]:
+def _store(
+    agent: Agent, workflow: Workflow, run_external_id: str, checked: list[Checked], records: dict
+) -> tuple[Run, list[Stored]]:
     actor = lifecycle.Actor.of_agent(agent)
     with transaction.atomic():
         run, _ = Run.objects.get_or_create(workflow=workflow, external_id=run_external_id, defaults={"agent": agent})
@@ -213,15 +219,16 @@ def _store(agent, workflow, run_external_id, proposals, checked, hashes, records
         existing = {
             c.operation_id: c
             for c in Change.objects.filter(
-                agent=agent, operation_id__in=[p.operation_id for p in proposals]
+                agent=agent, operation_id__in=[c.proposal.operation_id for c in checked]
             ).select_related("rule_set", "default_rule_set")
         }
         fresh: dict[str, Change] = {}
         results: list[tuple[str, bool]] = []
-        for p, c, body_hash in zip(proposals, checked, hashes, strict=False):
+        for c in checked:
+            p = c.proposal
             known = existing.get(p.operation_id) or fresh.get(p.operation_id)
             if known is not None:
-                if known.body_hash != body_hash:
+                if known.body_hash != c.body_hash:
                     raise ProposalError(
                         409,
                         ["body", "operation_id"],
@@ -235,7 +242,7 @@ def _store(agent, workflow, run_external_id, proposals, checked, hashes, records
                 workflow=workflow,
                 agent=agent,
                 operation_id=p.operation_id,
-                body_hash=body_hash,
+                body_hash=c.body_hash,
                 record_type=p.record_type,
                 record_ids=c.record_ids,
                 operation=p.operation,

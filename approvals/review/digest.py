@@ -11,7 +11,8 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.utils import timezone
 
-from ..models import HIGH_RISK, WAITING, Change, Event, Workflow
+from ..lifecycle import WAITING
+from ..models import HIGH_RISK, Change, Event, Workflow
 from ..templatetags.words import how_long
 from ..workflows import selectors
 

@@ -17,8 +17,8 @@ from undo import registry
 
 from .. import lifecycle
 from ..apply.services import enqueue_apply_soon
-from ..lifecycle import Actor
-from ..models import WAITING, Approval, Change, Event
+from ..lifecycle import WAITING, Actor
+from ..models import Approval, Change, Event
 
 logger = logging.getLogger(__name__)
 S = Change.Status

@@ -20,10 +20,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
-from ..lifecycle import ChangeMoved, IllegalTransition
-from ..models import WAITING, Change
+from ..lifecycle import WAITING, ChangeMoved, IllegalTransition
+from ..models import Change
 from . import queue, services
 from .forms import BulkForm, EditValuesForm, QueueFilterForm, RejectForm
+from .items import QueueItem, review_items
 
 BULK_LIMIT = 1000
 
@@ -157,7 +158,7 @@ def _edit_page(request, change: Change, form: EditValuesForm | None, *, status: 
     level = "warning" if notice else ""
     if request.htmx:
         return _item(request, change, status=status, edit_form=form, notice=notice, level=level)
-    item = queue.review_items([_fresh(change)], user=request.user)[0]
+    item = review_items([_fresh(change)], user=request.user)[0]
     context = {"item": item, "edit_form": form, "notice": notice, "level": level}
     return render(request, "approvals/change_edit.html", context, status=status)
 
@@ -173,7 +174,7 @@ def _decide(request, change: Change, decide) -> HttpResponse:
 
 
 def _decided(request, change: Change, how: str | None) -> HttpResponse:
-    item = queue.review_items([_fresh(change)], user=request.user)[0]
+    item = review_items([_fresh(change)], user=request.user)[0]
     change = item.change
     if change.is_waiting:
         text = (
@@ -213,7 +214,7 @@ def _fresh(change: Change) -> Change:
 
 
 def _item(request, change: Change, *, status=200, notice="", level="", reject_form=None, edit_form=None, item=None):
-    item = item or queue.review_items([_fresh(change)], user=request.user)[0]
+    item = item or review_items([_fresh(change)], user=request.user)[0]
     here = request.POST.get("next") or _current_url(request)
     context = {
         "here": here,
@@ -249,7 +250,7 @@ def alike(request: HtmxHttpRequest) -> HttpResponse:
         return HttpResponse("Which group of changes, and approve or reject?", status=400)
     group = form.cleaned_data["alike"]
     changes = queue.alike_changes(user=request.user, alike=group, limit=BULK_LIMIT)
-    items = queue.review_items(changes, user=request.user)
+    items = review_items(changes, user=request.user)
     decidable = [i for i in items if i.can_decide]
     refusal = _why_not_yours(request.user, group, items) if not decidable else None
     context = {
@@ -271,7 +272,7 @@ def alike(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, template, context, status=refusal[1] if refusal else 200)
 
 
-def _why_not_yours(user, group: queue.Alike, items: list[queue.QueueItem]) -> tuple[str, int]:
+def _why_not_yours(user, group: queue.Alike, items: list[QueueItem]) -> tuple[str, int]:
     """Why none of an alike group is the user's to decide, and the status that says so."""
     if not items:
         if Change.objects.filter(group.matches(), status__in=WAITING).exists():

@@ -1,7 +1,9 @@
 """Undoing: the bridge from approvals to `undo/` (which never imports approvals).
 
+- `services` — the one service the undo pages call, once per action: preview or undo a run (its
+  waiting changes rejected too, if the owner asks) or an agent's window; it checks who may, once.
 - `scopes` — undo scopes in the product's words (a change, a run, a selection of a run's
-  changes, an agent's changes in a time window), and undoing a run with its waiting changes rejected.
+  changes, an agent's changes in a time window), and the refusals that need change statuses.
 - `forms` — the agent-and-time-window form of the incident page.
 - `receivers` — what approvals does when undo reports back (its signals): the changes an undo
   took back or a redo put back; connected in `approvals.apps.ready()`.

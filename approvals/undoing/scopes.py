@@ -10,17 +10,13 @@ from django.db.models import Count
 from django.utils import timezone
 
 from undo import registry
-from undo.models import Undo
 from undo.scopes import Scope
-from undo.services import UndoRefused, request_undo
+from undo.services import UndoRefused
 
-from ..models import WAITING, Agent, Change, Run
-from ..review.services import BulkOutcome, reject_many
+from ..lifecycle import IN_FLIGHT, WAITING, WRITTEN
+from ..models import Agent, Change, Run
 
 S = Change.Status
-# Still on their way to the records: an undo now would race them.
-IN_FLIGHT = (S.AUTO_APPROVED, S.APPROVED, S.QUEUED, S.APPLYING)
-WRITTEN = (S.APPLIED, S.UNDONE)
 
 _NEVER_APPLIED = {
     S.PROPOSED: "it was never applied (it is still being routed)",
@@ -70,18 +66,6 @@ def for_run(run: Run, change_ids: list[int] | None = None) -> UndoScope:
     description = f"run {run.external_id} ({run.workflow}, {run.agent})"
     waiting = list(changes.filter(status__in=WAITING).order_by("id").values_list("pk", flat=True))
     return UndoScope(Scope(run_id=run.pk), description, [run.workflow.name], waiting, counts.get(S.HELD, 0))
-
-
-def undo_run(*, target: UndoScope, run: Run, user, reject: list[int], **choices) -> tuple[Undo, BulkOutcome | None]:
-    """Undo the run (or the selection), then reject those of `reject` (the waiting changes its
-    preview listed) that still wait for review: otherwise a reviewer approving one later would
-    write what the undo took back. Changes that arrived after the preview are left to a person."""
-    undo = request_undo(scope=target.scope, description=target.description, user=user, **choices)
-    rejected = None
-    if to_reject := sorted(set(reject) & set(target.waiting)):
-        reason = f"Its run {run.external_id} was undone by {user.get_username()} (undo #{undo.pk})."
-        rejected = reject_many(change_ids=to_reject, user=user, reason=reason)
-    return undo, rejected
 
 
 def for_agent(*, name: str, version: str, since: dt.datetime, until: dt.datetime, record_type: str = "") -> UndoScope:

@@ -11,14 +11,12 @@ from django.utils.text import capfirst
 from django.views.decorators.http import require_http_methods
 from django_htmx.middleware import HtmxDetails
 
-from undo import preview as undo_preview
-from undo import selectors as undo_selectors
 from undo import services as undo_services
 from undo.scopes import NothingToUndo
 from undo.views import record_choices, refused
 
 from ..models import Run
-from . import scopes as undo_scopes
+from . import services
 from .forms import AgentWindowForm
 
 
@@ -40,13 +38,11 @@ def undo_run(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
         )
         return refused(request, message, status=400, back=back)
     try:
-        target = undo_scopes.for_run(run, change_ids or None)
-        undo_services.check_may_undo(request.user, undo_scopes.record_types_of_run(run, change_ids))
         if request.method == "POST":
             # The waiting changes the preview listed, if the owner kept "also reject them" ticked.
             listed = _change_ids(request.POST.getlist("waiting")) if request.POST.get("reject_waiting") else None
-            undo, rejected = undo_scopes.undo_run(
-                target=target, run=run, user=request.user, reject=listed or [], **record_choices(request.POST)
+            undo, rejected = services.undo_run(
+                run=run, change_ids=change_ids, user=request.user, reject=listed or [], **record_choices(request.POST)
             )
             messages.success(request, capfirst(f"{undo}: {undo.get_status_display()}."))
             if rejected is not None:
@@ -54,7 +50,7 @@ def undo_run(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
             if undo_services.runs_in_request(undo) and (undo.conflicts_left or undo.skipped_count):
                 return redirect(undo.get_absolute_url())  # it lists what stayed, and why
             return redirect(back)
-        preview = undo_preview.preview_undo(scope=target.scope, description=target.description)
+        target, preview = services.preview_run_undo(run=run, change_ids=change_ids, user=request.user)
     except undo_services.NotAllowed as exc:
         return refused(request, exc, status=403, back=back)
     except (NothingToUndo, undo_services.UndoRefused) as exc:
@@ -88,32 +84,23 @@ def undo_agent(request: HtmxHttpRequest) -> HttpResponse:
     form = AgentWindowForm(data)
     preview = None
     if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        agent_window = {
+            "name": data["agent"],
+            "version": data["version"],
+            "since": data["since"],
+            "until": data["until"],
+            "record_type": data["record_type"],
+        }
         try:
-            data = form.cleaned_data
-            target = undo_scopes.for_agent(
-                name=data["agent"],
-                version=data["version"],
-                since=data["since"],
-                until=data["until"],
-                record_type=data["record_type"],
-            )
-            undo_services.check_may_undo(request.user, undo_selectors.extent(target.scope).record_types)
             if request.method == "POST":
-                undo = undo_services.request_undo(
-                    scope=target.scope,
-                    description=target.description,
-                    user=request.user,
-                    **record_choices(request.POST),
-                )
+                undo = services.undo_agent(user=request.user, **agent_window, **record_choices(request.POST))
                 return redirect(undo.get_absolute_url())
-            preview = undo_preview.preview_undo(scope=target.scope, description=target.description)
-        except undo_services.NotAllowed as exc:
-            owns_some = any(
-                undo_services.may_undo(request.user, [t]) for t in undo_selectors.extent(target.scope).record_types
-            )
+            _, preview = services.preview_agent_undo(user=request.user, **agent_window)
+        except services.NotAllowed as exc:
             hint = (
                 " To undo only the records you own, choose them under Records."
-                if owns_some and not data["record_type"]
+                if exc.owned and not data["record_type"]
                 else ""
             )
             form.add_error(None, f"{exc}{hint}")

@@ -11,10 +11,10 @@ from undo import registry
 from undo import selectors as undo_selectors
 from undo.selectors import Write
 
-from ..models import WAITING, Change, ChangeTarget, Event, Run, Workflow
+from ..lifecycle import WAITING, WRITTEN
+from ..models import Change, ChangeTarget, Event, Run, Workflow
 
 S = Change.Status
-REVIEWABLE = WAITING
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,6 @@ def describe(changes: list[Change]) -> list[Described]:
     return described
 
 
-# A change in these statuses wrote its records: it reads as what it wrote, from its history rows.
-WRITTEN = (S.APPLIED, S.UNDONE)
-
-
 def writes(changes: list[Change]) -> dict[int, dict[int, Write]]:
     """For the written changes among `changes`: per change id, what it wrote to each record
     (values before and after), from the history rows tagged with it; two queries per record type."""
@@ -75,7 +71,7 @@ def workflow_summaries() -> list[dict]:
     """Per workflow: state, waiting review, applied today, failed, held."""
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     workflows = Workflow.objects.annotate(
-        waiting=Count("changes", filter=Q(changes__status__in=REVIEWABLE)),
+        waiting=Count("changes", filter=Q(changes__status__in=WAITING)),
         applied_today=Count("changes", filter=Q(changes__status=S.APPLIED, changes__applied_at__gte=today)),
         failed=Count("changes", filter=Q(changes__status=S.FAILED)),
         held=Count("changes", filter=Q(changes__status=S.HELD)),

@@ -17,8 +17,9 @@ from undo import registry
 from undo import selectors as undo_selectors
 from undo import services as undo_services
 
-from ..models import WAITING, Change, Run
-from ..review import queue
+from ..lifecycle import WAITING
+from ..models import Change, Run
+from ..review import items, queue
 from ..review.services import reviewer_groups
 from ..undoing import scopes as undo_scopes
 from . import selectors
@@ -42,7 +43,7 @@ def change_detail(request: HtmxHttpRequest, change_id: int) -> HttpResponse:
         Change.objects.select_related("agent", "run", "workflow", "approver", "rule_set__workflow", "default_rule_set"),
         pk=change_id,
     )
-    item = queue.review_items([change], user=request.user)[0]
+    item = items.review_items([change], user=request.user)[0]
     if request.htmx:
         # The item alone, e.g. when a reviewer cancels a correction in the queue.
         return render(request, "approvals/_review_item.html", {"item": item, "here": request.htmx.current_url_abs_path})

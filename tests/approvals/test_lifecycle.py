@@ -10,6 +10,7 @@ import pytest
 from approvals import lifecycle
 from approvals.lifecycle import ALLOWED, Actor, ChangeMoved, IllegalTransition
 from approvals.models import Change, Event, Run
+from approvals.models import changes as change_models
 from tests.factories import make_agent, make_ticket, make_workflow
 
 S = Change.Status
@@ -46,6 +47,36 @@ def test_every_status_has_a_row_in_the_table():
     assert set(ALLOWED) == set(S.values)
     for targets in ALLOWED.values():
         assert set(targets) <= set(S.values)
+
+
+def test_status_groups_are_statuses_and_do_not_overlap():
+    groups = [lifecycle.WAITING, lifecycle.IN_FLIGHT, lifecycle.WRITTEN]
+    for group in groups:
+        assert set(group) <= set(S.values)
+    assert sum(len(g) for g in groups) == len(set().union(*groups))
+
+
+def test_the_models_literal_waiting_statuses_are_lifecycles():
+    # The review queue's partial indexes spell the group out (the migrations froze it).
+    assert change_models._WAITING == lifecycle.WAITING
+    conditions = {i.name: i.condition for i in Change._meta.indexes if i.name.startswith("change_waiting")}
+    assert set(conditions) == {"change_waiting", "change_waiting_group"}
+    for condition in conditions.values():
+        assert condition.children == [("status__in", lifecycle.WAITING)]
+
+
+def test_status_groups_are_defined_only_in_the_lifecycle():
+    root = Path(__file__).resolve().parents[2]
+    offenders = []
+    for path in [*root.glob("approvals/**/*.py"), *root.glob("undo/**/*.py")]:
+        if path.name == "lifecycle.py" or path.parent.name == "models" or "migrations" in path.parts:
+            continue
+        # A module-level tuple of statuses, or another name for one of lifecycle's groups.
+        if re.search(
+            r"^[A-Z_]+ = (\((S|Change\.Status)\.|\(\"pending_review\"|WAITING\b|WRITTEN\b)", path.read_text(), re.M
+        ):
+            offenders.append(str(path.relative_to(root)))
+    assert offenders == []
 
 
 @pytest.mark.parametrize("frm, to", [(f, t) for f, ts in ALLOWED.items() for t in ts])
