@@ -22,12 +22,10 @@ from django.utils import timezone
 
 from undo import registry
 
+from .. import access
 from ..models import RISK_BANDS, WAITING, Agent, Approval, Change, ChangeTarget, Run, Workflow
 from ..workflows import selectors
-from .services import can_review, reviewer_groups
 
-# Members of these groups see every queue (operators watch; only reviewers also decide).
-SEE_ALL_GROUPS = frozenset({"reviewers", "operators"})
 COUNT_CAP = 1000
 ALIKE_MIN = 2
 LONG_TEXT = 80
@@ -36,15 +34,11 @@ AGE_LABELS = {"1h": "over an hour", "4h": "over 4 hours", "1d": "over a day", "1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def sees_all_queues(user) -> bool:
-    return user.is_superuser or bool(reviewer_groups(user) & SEE_ALL_GROUPS)
-
-
 def waiting_for(user) -> QuerySet[Change]:
     """Waiting changes the user may see: their groups' queues, or every queue for reviewers, operators, admins."""
     queryset = Change.objects.filter(status__in_constants=WAITING)
-    if not sees_all_queues(user):
-        queryset = queryset.filter(review_group__in=sorted(reviewer_groups(user)))
+    if not access.sees_all(user):
+        queryset = queryset.filter(review_group__in=sorted(access.groups_of(user)))
     return queryset
 
 
@@ -230,7 +224,7 @@ def review_items(changes: list[Change], *, user) -> list[QueueItem]:
                 records=_record_views(change, records.get(change.record_type, {}), others, writes.get(change.pk)),
                 approvals=counting,
                 approvals_needed=max(change.approvals_required, 1),
-                can_decide=change.is_waiting and not mine and can_review(user, change),
+                can_decide=change.is_waiting and not mine and access.may_review(user, change),
                 approved_by_me=mine,
             )
         )
@@ -389,23 +383,13 @@ def review_page(
     )
 
 
-def reviewable(user) -> Q | None:
-    """The changes `user` may decide, as a condition on their review group (None: every one);
-    the same answer as `services.can_review`, for a whole query at once."""
-    if not user.is_active:
-        return Q(pk__in=[])
-    if user.is_superuser or "reviewers" in reviewer_groups(user):
-        return None
-    return Q(review_group__in=sorted(reviewer_groups(user)))
-
-
 def _group(items: list[QueueItem], visible: QuerySet[Change], *, user) -> list[QueueItem | Group]:
     """Fold alike changes on the page into one group row, where its most urgent member stands."""
     runs = {i.change.run_id for i in items if not i.change.is_edited}
     counts: dict[Alike, int] = {}
     decidable: dict[Alike, int] = {}
     if runs:
-        mine = reviewable(user)
+        mine = access.reviewable(user)
         alike = (
             visible.filter(run_id__in=runs, edited_values__isnull=True)
             .values_list("run_id", "record_type", "operation", "values")

@@ -17,6 +17,7 @@ from undo import services as undo_services
 from undo.scopes import NothingToUndo
 from undo.views import record_choices, refused
 
+from .. import access
 from ..models import Run
 from . import scopes as undo_scopes
 from .forms import AgentWindowForm
@@ -40,8 +41,9 @@ def undo_run(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
         )
         return refused(request, message, status=400, back=back)
     try:
-        target = undo_scopes.for_run(run, change_ids or None)
+        # Who may undo is said before anything about the run's changes (a 403 names the owners).
         undo_services.check_may_undo(request.user, undo_scopes.record_types_of_run(run, change_ids))
+        target = undo_scopes.for_run(run, change_ids or None)
         if request.method == "POST":
             # The waiting changes the preview listed, if the owner kept "also reject them" ticked.
             listed = _change_ids(request.POST.getlist("waiting")) if request.POST.get("reject_waiting") else None
@@ -81,7 +83,7 @@ def _say_what_was_rejected(request: HttpRequest, outcome) -> None:
 
 
 @require_http_methods(["GET", "POST"])
-@login_required
+@access.member_required
 def undo_agent(request: HtmxHttpRequest) -> HttpResponse:
     """The incident scope: everything an agent (version) did in a time window."""
     data = request.POST if request.method == "POST" else (request.GET or None)
@@ -109,7 +111,7 @@ def undo_agent(request: HtmxHttpRequest) -> HttpResponse:
             preview = undo_preview.preview_undo(scope=target.scope, description=target.description)
         except undo_services.NotAllowed as exc:
             owns_some = any(
-                undo_services.may_undo(request.user, [t]) for t in undo_selectors.extent(target.scope).record_types
+                access.may_undo(request.user, [t]) for t in undo_selectors.extent(target.scope).record_types
             )
             hint = (
                 " To undo only the records you own, choose them under Records."
