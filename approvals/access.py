@@ -39,11 +39,11 @@ SEE_ALL = frozenset({REVIEW_ALL, OPERATORS})
 
 def groups_of(user) -> frozenset[str]:
     """The names of the user's groups, read once per user object (a page asks for every item)."""
+    if not _person(user):
+        return frozenset()
     cached = getattr(user, "_countersign_groups", None)
     if cached is None:
-        active = user.is_authenticated and user.is_active
-        cached = frozenset(user.groups.values_list("name", flat=True)) if active else frozenset()
-        user._countersign_groups = cached
+        cached = user._countersign_groups = frozenset(user.groups.values_list("name", flat=True))
     return cached
 
 

@@ -35,7 +35,7 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
 
 
 @require_GET
-@access.member_required
+@login_required
 @vary_on_headers("HX-Request")
 def change_detail(request: HtmxHttpRequest, change_id: int) -> HttpResponse:
     related = ("agent", "run", "workflow", "approver", "rule_set__workflow", "default_rule_set")
@@ -59,7 +59,7 @@ RUN_FIRST_SCREEN = 10
 
 
 @require_GET
-@access.member_required
+@login_required
 def run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
     run = access.get_run_for(request, run_id)
     show = request.GET.get("show", "")
