@@ -191,7 +191,7 @@ def check_may_edit_rules(user) -> None:
         raise PermissionDenied("Only operators and admins edit routing rules.")
 
 
-# Refusals and people in no group -------------------------------------------------------------------
+# Refusals and people in no group ------------------------------------------------------
 
 
 def member_required(view):
