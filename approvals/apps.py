@@ -10,13 +10,17 @@ class ApprovalsConfig(AppConfig):
 
         from undo import host
 
+        from . import access
         from .undoing import receivers  # noqa: F401  (marks changes undone / redone when undo reports back)
+        from .workflows.views import record_changes_section
 
         # Record timelines link the change and run tags on history rows to their pages.
         host.set_resolver("change", lambda pk: reverse("change_detail", args=[pk]))
         host.set_resolver("run", lambda pk: reverse("run_detail", args=[pk]))
-        host.set_resolver("record_changes", lambda key: reverse("record_changes", args=key))
         host.set_run_names(_run_names)
+        # Undo's pages ask the one access rule; a record's page shows the changes proposed on it.
+        host.set_access(may_see=access.may_see_records, may_undo=access.may_undo)
+        host.set_record_section(record_changes_section)
 
 
 def _run_names(run_ids: set[int]) -> dict[int, str]:

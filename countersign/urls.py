@@ -16,6 +16,8 @@ def favicon(request):
     return FileResponse(open(finders.find("favicon.ico"), "rb"), content_type="image/x-icon")
 
 
+handler403 = "approvals.access.permission_denied"
+
 urlpatterns = [
     path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),

@@ -105,7 +105,7 @@ def test_pages_show_hostile_stored_values_escaped(client, support, hostile):
     client.force_login(support)
     shown = ""
     for url in pages(ticket, run, changes):
-        shown += assert_safe(client.get(url), url)
+        shown += assert_safe(client.get(url, follow=True), url)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown
 
 

@@ -15,14 +15,21 @@ What undo asks (filled by the host at start-up, in its AppConfig.ready):
 
 - `set_resolver(tag, resolve)` — where a change or a run tag on a history row links to.
 - `set_run_names(names)` — what runs are called (the agent's run id), in one query.
+- `set_access(may_see, may_undo)` — who sees records and undos, and who undoes and restores
+  them: each `(user, record_types) -> bool`; `may_see(user, None)` asks whether the user sees
+  any record at all. Without a host: admins and anyone in a group see, owner groups act.
+- `set_record_section(render)` — what the host adds to a record's page (the changes proposed
+  on it): `render(request, record_type, record_id) -> HTML`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.dispatch import Signal
+
+from . import registry
 
 changes_undone = Signal()
 changes_redone = Signal()
@@ -33,8 +40,7 @@ _resolvers: dict[str, Callable[[Any], str]] = {}
 
 
 def set_resolver(tag: str, resolve: Callable[[Any], str]) -> None:
-    """`tag` is "change" or "run" (an id), or "record_changes" (a (record type, id) pair);
-    `resolve` turns it into a URL."""
+    """`tag` is "change" or "run"; `resolve` turns its id into a URL."""
     _resolvers[tag] = resolve
 
 
@@ -58,3 +64,50 @@ def run_names(run_ids) -> dict[int, str]:
     if not ids or _run_names is None:
         return {}
     return _run_names(ids)
+
+
+# Who sees and who acts ------------------------------------------------------------------
+
+
+def _any_group(user, record_types: Iterable[str] | None) -> bool:
+    return user.is_authenticated and user.is_active and (user.is_superuser or user.groups.exists())
+
+
+def _owners(user, record_types: Iterable[str]) -> bool:
+    if not user.is_authenticated or not user.is_active:
+        return False
+    groups = {g.name for g in user.groups.all()}
+    return user.is_superuser or all(registry.get(name).owner_group in groups for name in record_types)
+
+
+_may_see: Callable[[Any, Iterable[str] | None], bool] = _any_group
+_may_undo: Callable[[Any, Iterable[str]], bool] = _owners
+
+
+def set_access(*, may_see: Callable[[Any, Iterable[str] | None], bool], may_undo: Callable[[Any, Iterable[str]], bool]):
+    global _may_see, _may_undo
+    _may_see, _may_undo = may_see, may_undo
+
+
+def may_see(user, record_types: Iterable[str] | None = None) -> bool:
+    """Whether `user` sees records of these types and the undos touching them (None: any record)."""
+    return _may_see(user, None if record_types is None else list(record_types))
+
+
+def may_undo(user, record_types: Iterable[str]) -> bool:
+    """Whether `user` may undo and restore records of these types."""
+    return _may_undo(user, list(record_types))
+
+
+# What the host adds to a record's page --------------------------------------------------
+
+_record_section: Callable[[Any, str, int], str] | None = None
+
+
+def set_record_section(render: Callable[[Any, str, int], str]) -> None:
+    global _record_section
+    _record_section = render
+
+
+def record_section(request, record_type: str, record_id: int) -> str:
+    return _record_section(request, record_type, record_id) if _record_section else ""

@@ -24,19 +24,15 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
-def may_view(user) -> bool:
-    """Admins and anyone in a Countersign group (owners, reviewers, operators) read history."""
-    return user.is_active and (user.is_superuser or user.groups.exists())
-
-
 def get_record_for_viewer(request: HttpRequest, record_type: str, record_id: int):
-    """(record type, record or None if only its history is left); 404 to outsiders and for unknown records."""
-    if not may_view(request.user):
-        raise Http404
+    """(record type, record or None if only its history is left), for people who may see its
+    records (`host.may_see`); 404 to others and for unknown records."""
     try:
         rtype = registry.get(record_type)
     except KeyError:
         raise Http404 from None
+    if not host.may_see(request.user, [rtype.name]):
+        raise Http404
     instance = rtype.queryset().filter(pk=record_id).first()
     if instance is None and not rtype.model.history.filter(id=record_id).exists():
         raise Http404
@@ -44,9 +40,11 @@ def get_record_for_viewer(request: HttpRequest, record_type: str, record_id: int
 
 
 def get_undo_for_viewer(request: HttpRequest, undo_id: int) -> Undo:
-    if not may_view(request.user):
+    """The undo, for people who may see the records it touches; 404 to others."""
+    undo = Undo.objects.select_related("target", "requested_by").filter(pk=undo_id).first()
+    if undo is None or not host.may_see(request.user, undo.record_types):
         raise Http404
-    return get_object_or_404(Undo.objects.select_related("target", "requested_by"), pk=undo_id)
+    return undo
 
 
 _RECORD_KEY = re.compile(r"[\w-]+:[0-9]+", re.ASCII)
@@ -85,15 +83,20 @@ def refused(request: HttpRequest, exc: Exception, *, status: int, back: str = ""
 @require_GET
 @login_required
 def record_detail(request: HtmxHttpRequest, record_type: str, record_id: int) -> HttpResponse:
+    """The record's one page: its values now, what its host says of it (the changes proposed
+    on it), and its timeline of versions, each with what changed and a restore."""
     rtype, instance = get_record_for_viewer(request, record_type, record_id)
+    names = list(rtype.fields)
+    current = rtype.current_values(instance, names) if instance is not None else {}
     context = {
         "rtype": rtype,
         "record": instance,
         "record_id": record_id,
         "label": rtype.describe(instance) if instance is not None else f"{rtype.label} #{record_id}",
+        "fields": [(rtype.fields[n].label, rtype.display(n, current[n])) for n in current],
+        "host_section": host.record_section(request, rtype.name, record_id),
         "versions": selectors.timeline(rtype, record_id, page=request.GET.get("page", 1)),
         "can_restore": services.may_undo(request.user, [rtype.name]),
-        "changes_url": host.url_for("record_changes", (rtype.name, record_id)),
     }
     return render(request, "undo/record_detail.html", context)
 
@@ -155,9 +158,9 @@ def _int(value) -> int | None:
 @require_GET
 @login_required
 def undo_list(request: HtmxHttpRequest) -> HttpResponse:
-    if not may_view(request.user):
+    if not host.may_see(request.user):
         raise Http404
-    undos = Undo.objects.select_related("target")[:100]
+    undos = [u for u in Undo.objects.select_related("target")[:100] if host.may_see(request.user, u.record_types)]
     return render(request, "undo/undo_list.html", {"undos": undos})
 
 

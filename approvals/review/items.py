@@ -17,10 +17,10 @@ from django.urls import reverse
 
 from undo import registry
 
+from .. import access
 from ..lifecycle import WAITING, WRITTEN
 from ..models import Approval, Change, ChangeTarget
 from ..workflows import selectors
-from .services import can_review
 
 LONG_TEXT = 80
 
@@ -83,7 +83,7 @@ def review_items(changes: list[Change], *, user) -> list[QueueItem]:
                 records=_record_views(change, records.get(change.record_type, {}), others, writes.get(change.pk)),
                 approvals=counting,
                 approvals_needed=max(change.approvals_required, 1),
-                can_decide=change.is_waiting and not mine and can_review(user, change),
+                can_decide=change.is_waiting and not mine and access.may_review(user, change),
                 approved_by_me=mine,
             )
         )

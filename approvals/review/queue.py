@@ -19,13 +19,11 @@ from django.utils import timezone
 
 from undo import registry
 
+from .. import access
 from ..lifecycle import WAITING
 from ..models import RISK_BANDS, Agent, Change, Run, Workflow
 from .items import QueueItem, review_items
-from .services import reviewer_groups
 
-# Members of these groups see every queue (operators watch; only reviewers also decide).
-SEE_ALL_GROUPS = frozenset({"reviewers", "operators"})
 COUNT_CAP = 1000
 ALIKE_MIN = 2
 AGES = {"1h": timedelta(hours=1), "4h": timedelta(hours=4), "1d": timedelta(days=1), "1w": timedelta(weeks=1)}
@@ -33,15 +31,11 @@ AGE_LABELS = {"1h": "over an hour", "4h": "over 4 hours", "1d": "over a day", "1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def sees_all_queues(user) -> bool:
-    return user.is_superuser or bool(reviewer_groups(user) & SEE_ALL_GROUPS)
-
-
 def waiting_for(user) -> QuerySet[Change]:
     """Waiting changes the user may see: their groups' queues, or every queue for reviewers, operators, admins."""
     queryset = Change.objects.filter(status__in_constants=WAITING)
-    if not sees_all_queues(user):
-        queryset = queryset.filter(review_group__in=sorted(reviewer_groups(user)))
+    if not access.sees_all(user):
+        queryset = queryset.filter(review_group__in=sorted(access.groups_of(user)))
     return queryset
 
 
@@ -211,23 +205,13 @@ def review_page(
     )
 
 
-def reviewable(user) -> Q | None:
-    """The changes `user` may decide, as a condition on their review group (None: every one);
-    the same answer as `services.can_review`, for a whole query at once."""
-    if not user.is_active:
-        return Q(pk__in=[])
-    if user.is_superuser or "reviewers" in reviewer_groups(user):
-        return None
-    return Q(review_group__in=sorted(reviewer_groups(user)))
-
-
 def _group(items: list[QueueItem], visible: QuerySet[Change], *, user) -> list[QueueItem | Group]:
     """Fold alike changes on the page into one group row, where its most urgent member stands."""
     runs = {i.change.run_id for i in items if not i.change.is_edited}
     counts: dict[Alike, int] = {}
     decidable: dict[Alike, int] = {}
     if runs:
-        mine = reviewable(user)
+        mine = access.reviewable(user)
         alike = (
             visible.filter(run_id__in=runs, edited_values__isnull=True)
             .values_list("run_id", "record_type", "operation", "values")

@@ -9,13 +9,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from undo import registry
 
-from .. import lifecycle
+from .. import access, lifecycle
 from ..apply.services import enqueue_apply_soon
 from ..lifecycle import WAITING, Actor
 from ..models import Approval, Change, Event
@@ -39,32 +38,10 @@ class InvalidEdit(ValueError):
 # Review ----------------------------------------------------------------------
 
 
-def reviewer_groups(user) -> frozenset[str]:
-    """The names of the user's groups, read once per user object (a page asks for every item)."""
-    cached = getattr(user, "_countersign_groups", None)
-    if cached is None:
-        cached = frozenset(user.groups.values_list("name", flat=True)) if user.is_authenticated else frozenset()
-        user._countersign_groups = cached
-    return cached
-
-
-def can_review(user, change: Change) -> bool:
-    """Members of the change's review group (or the reviewers group) and admins review it.
-
-    Only people review: an agent's service identity is not a user and never passes.
-    """
-    if not isinstance(user, AbstractBaseUser) or not user.is_authenticated or not user.is_active:
-        return False
-    if user.is_superuser:
-        return True
-    groups = reviewer_groups(user)
-    return change.review_group in groups or "reviewers" in groups
-
-
 def check_reviewable(user, change: Change) -> None:
     """Raise NotAllowed (saying why) when the person may not decide `change`, ChangeMoved when it no longer waits."""
-    if not can_review(user, change):
-        raise NotAllowed(f"You are not in the {change.review_group or 'reviewers'} group that reviews this change.")
+    if not access.may_review(user, change):
+        raise NotAllowed(access.why_not_reviewer(change))
     if change.status not in WAITING:
         # Someone decided it between the page load and the click.
         raise lifecycle.ChangeMoved(change, change.status)

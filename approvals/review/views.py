@@ -13,13 +13,14 @@ from urllib.parse import urlsplit
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, QueryDict
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
+from .. import access
 from ..lifecycle import WAITING, ChangeMoved, IllegalTransition
 from ..models import Change
 from . import queue, services
@@ -37,7 +38,7 @@ class HtmxHttpRequest(HttpRequest):
 
 
 @require_GET
-@login_required
+@access.member_required
 @vary_on_headers("HX-Request")
 def review(request: HtmxHttpRequest) -> HttpResponse:
     # Filters and pages push their URL: restoring one from history needs the whole page.
@@ -69,7 +70,7 @@ def _render_queue(request, params: QueryDict, template: str, status: int = 200) 
         "prev_url": page and page.prev_cursor and _url(params, before=page.prev_cursor, after=None),
         "all_queues_url": _url(params, queue=None, after=None, before=None),
         "all_runs_url": _url(params, run=None, after=None, before=None),
-        "sees_all": queue.sees_all_queues(request.user),
+        "sees_all": access.sees_all(request.user),
     }
     # Every card shown is of one queue (the reviewer has one, or filtered to one): the queue's
     # name is above them, once, not on each card.
@@ -99,14 +100,14 @@ def _url(params: QueryDict, **replace) -> str:
 @require_POST
 @login_required
 def approve(request: HtmxHttpRequest, change_id: int) -> HttpResponse:
-    change = get_object_or_404(Change, pk=change_id)
+    change = access.get_change_for(request, change_id, act=True)
     return _decide(request, change, lambda: services.approve_change(change=change, user=request.user))
 
 
 @require_POST
 @login_required
 def reject(request: HtmxHttpRequest, change_id: int) -> HttpResponse:
-    change = get_object_or_404(Change, pk=change_id)
+    change = access.get_change_for(request, change_id, act=True)
     form = RejectForm(request.POST)
     if not form.is_valid():
         message = form.errors["reason"][0]
@@ -123,7 +124,7 @@ def reject(request: HtmxHttpRequest, change_id: int) -> HttpResponse:
 @vary_on_headers("HX-Request")
 def edit(request: HtmxHttpRequest, change_id: int) -> HttpResponse:
     """Correct the proposed values, then approve the corrected version (the agent's stays on record)."""
-    change = get_object_or_404(Change, pk=change_id)
+    change = access.get_change_for(request, change_id, act=True)
     if change.operation == Change.Operation.SOFT_DELETE:
         messages.error(request, "A delete has no values to correct: approve or reject it.")
         return _back(request, change)
@@ -131,8 +132,6 @@ def edit(request: HtmxHttpRequest, change_id: int) -> HttpResponse:
     if request.method == "GET":
         try:
             services.check_reviewable(request.user, change)
-        except services.NotAllowed as exc:
-            return _edit_page(request, change, None, status=403, notice=str(exc))
         except ChangeMoved:
             return _edit_page(request, change, None, status=409, notice=_moved_message(change))
         return _edit_page(request, change, form, status=200)
@@ -280,7 +279,7 @@ def _why_not_yours(user, group: queue.Alike, items: list[QueueItem]) -> tuple[st
         return "Nothing in this group waits any more: it was decided meanwhile.", 409
     if all(i.approved_by_me for i in items):
         return "You already approved each of them; they wait for another reviewer.", 403
-    groups = sorted({i.change.review_group or "reviewers" for i in items if not services.can_review(user, i.change)})
+    groups = sorted({i.change.review_group or "reviewers" for i in items if not access.may_review(user, i.change)})
     text = f"You are not in the {' or '.join(groups)} group that reviews these changes"
     if any(i.approved_by_me for i in items):
         text += "; those you may review, you already approved"

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,8 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
-from undo import registry
-
+from .. import access
 from ..models import RuleSet, Workflow
 from .dry_run import dry_run
 from .editing import StaleRules, group_names, save_rules
@@ -34,9 +32,7 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
-EDITORS = "operators"
 SHOWN_VERSIONS = 30
-READERS = {"operators", "reviewers"}
 
 
 @dataclass(frozen=True)
@@ -58,15 +54,12 @@ class Scope:
 
 def _scope(request: HtmxHttpRequest, workflow: str | None, *, edit: bool = False) -> Scope:
     """Operators and admins edit; reviewers and owner groups read; everyone else: 404."""
-    user = request.user
-    groups = {g.name for g in user.groups.all()}
-    owners = {rt.owner_group for rt in registry.all_record_types()}
-    if not (user.is_superuser or groups & (READERS | owners)):
+    if not access.may_read_rules(request.user):
         raise Http404("No such rules")
-    can_edit = user.is_superuser or EDITORS in groups
-    if edit and not can_edit:
-        raise PermissionDenied("Only operators and admins edit routing rules.")
-    return Scope(get_object_or_404(Workflow, name=workflow) if workflow else None, can_edit)
+    if edit:
+        access.check_may_edit_rules(request.user)
+    workflow = get_object_or_404(Workflow, name=workflow) if workflow else None
+    return Scope(workflow, access.may_edit_rules(request.user))
 
 
 def _current(scope: Scope) -> tuple[list[dict], int]:

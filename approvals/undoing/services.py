@@ -16,6 +16,7 @@ from undo import services as undo_services
 from undo.models import Undo
 from undo.preview import Preview
 
+from .. import access
 from ..models import Run
 from ..review.services import BulkOutcome, reject_many
 from . import scopes
@@ -105,6 +106,6 @@ def _request(target: UndoScope, user, **choices) -> Undo:
 def _authorise(user, record_types: list[str]) -> None:
     """Who may undo: the one permission check of undoing from approvals' pages."""
     record_types = sorted(set(record_types))
-    owned = [t for t in record_types if undo_services.may_undo(user, [t])]
+    owned = [t for t in record_types if access.may_undo(user, [t])]
     if owned != record_types:
         raise NotAllowed(record_types, owned)

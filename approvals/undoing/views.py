@@ -15,6 +15,7 @@ from undo import services as undo_services
 from undo.scopes import NothingToUndo
 from undo.views import record_choices, refused
 
+from .. import access
 from ..models import Run
 from . import services
 from .forms import AgentWindowForm
@@ -77,7 +78,7 @@ def _say_what_was_rejected(request: HttpRequest, outcome) -> None:
 
 
 @require_http_methods(["GET", "POST"])
-@login_required
+@access.member_required
 def undo_agent(request: HtmxHttpRequest) -> HttpResponse:
     """The incident scope: everything an agent (version) did in a time window."""
     data = request.POST if request.method == "POST" else (request.GET or None)

@@ -1,26 +1,26 @@
-"""Browser pages: the dashboard, a change, a run, and a governed record's changes page.
+"""Browser pages: the dashboard, a change, a run, and what a record's page says of its changes.
 
-The review queue is in `review.views`, undoing in `undoing.views`; the record's own page
-(timeline, restore) is undo's."""
+The review queue is in `review.views`, undoing in `undoing.views`. A record's page (values,
+changes proposed on it, timeline, restore) is undo's; approvals adds the changes section."""
 
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
 from undo import registry
 from undo import selectors as undo_selectors
-from undo import services as undo_services
 
+from .. import access
 from ..lifecycle import WAITING
-from ..models import Change, Run
-from ..review import items, queue
-from ..review.services import reviewer_groups
+from ..models import Change
+from ..review import items
 from ..undoing import scopes as undo_scopes
 from . import selectors
 
@@ -30,7 +30,7 @@ class HtmxHttpRequest(HttpRequest):
 
 
 @require_GET
-@login_required
+@access.member_required
 def home(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "approvals/home.html", {"workflows": selectors.workflow_summaries()})
 
@@ -39,10 +39,8 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
 @login_required
 @vary_on_headers("HX-Request")
 def change_detail(request: HtmxHttpRequest, change_id: int) -> HttpResponse:
-    change = get_object_or_404(
-        Change.objects.select_related("agent", "run", "workflow", "approver", "rule_set__workflow", "default_rule_set"),
-        pk=change_id,
-    )
+    related = ("agent", "run", "workflow", "approver", "rule_set__workflow", "default_rule_set")
+    change = access.get_change_for(request, change_id, queryset=Change.objects.select_related(*related))
     item = items.review_items([change], user=request.user)[0]
     if request.htmx:
         # The item alone, e.g. when a reviewer cancels a correction in the queue.
@@ -53,8 +51,7 @@ def change_detail(request: HtmxHttpRequest, change_id: int) -> HttpResponse:
         "approvals": change.approvals.select_related("reviewer"),
         "deliveries": change.callback_deliveries.all()[:20],
         "versions": selectors.versions(change),
-        "can_undo": change.status == Change.Status.APPLIED
-        and undo_services.may_undo(request.user, [change.record_type]),
+        "can_undo": change.status == Change.Status.APPLIED and access.may_undo(request.user, [change.record_type]),
     }
     return render(request, "approvals/change_detail.html", context)
 
@@ -65,7 +62,7 @@ RUN_FIRST_SCREEN = 10
 @require_GET
 @login_required
 def run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
-    run = get_object_or_404(Run.objects.select_related("agent", "workflow"), pk=run_id)
+    run = access.get_run_for(request, run_id)
     show = request.GET.get("show", "")
     if show not in selectors.RUN_FILTERS:
         show = ""
@@ -89,61 +86,26 @@ def run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
         "show_all": show_all,
         "changes": selectors.describe(list(page)),
         "record_types": record_types,
-        "can_undo": bool(record_types) and undo_services.may_undo(request.user, record_types),
+        "can_undo": bool(record_types) and access.may_undo(request.user, record_types),
         "owners": sorted({registry.get(t).owner_group for t in record_types}),
         "undos": undos,
     }
     return render(request, "approvals/run_detail.html", context)
 
 
-# A governed record: its current values, the changes proposed on it, its history.
-
-
-def _record_for(request: HttpRequest, record_type: str, record_id: int):
-    """The record, for people who see its owner group's queue (others get a 404, as if it did not exist)."""
-    try:
-        rtype = registry.get(record_type)
-    except KeyError:
-        raise Http404("No such record type") from None
-    if not (queue.sees_all_queues(request.user) or rtype.owner_group in reviewer_groups(request.user)):
-        raise Http404("No such record")
-    instance = rtype.queryset().filter(pk=record_id).first()
-    if instance is None:
-        raise Http404("No such record")
-    return rtype, instance
+# A governed record's page is undo's: approvals adds the changes proposed on it.
 
 
 @require_GET
 @login_required
-def record_detail(request: HttpRequest, record_type: str, record_id: int) -> HttpResponse:
-    rtype, instance = _record_for(request, record_type, record_id)
-    names = list(rtype.fields)
-    current = rtype.current_values(instance, names)
-    history = list(instance.history.select_related("history_user").order_by("-history_date", "-history_id")[:50])
-    context = {
-        "rtype": rtype,
-        "record": instance,
-        "title": rtype.describe(instance),
-        "fields": [(rtype.fields[n].label, rtype.display(n, current[n])) for n in names],
-        "changes": selectors.changes_on_record(rtype.name, instance.pk),
-        # Newest first: each snapshot is compared with the one below it (no query per row).
-        "history": [
-            (row, _what_changed(rtype, row, history[i + 1] if i + 1 < len(history) else row.prev_record))
-            for i, row in enumerate(history)
-        ],
-    }
-    return render(request, "approvals/record_detail.html", context)
+def record_changes(request: HttpRequest, record_type: str, record_id: int) -> HttpResponse:
+    """The old address of a record's changes: they are on the record's page now."""
+    rtype, _ = access.get_record_for(request, record_type, record_id)
+    return redirect("record_detail", rtype.name, record_id)
 
 
-def _what_changed(rtype: registry.RecordType, row, previous) -> list[str]:
-    if previous is None:
-        return ["created"]
-    said = []
-    for name, governed in rtype.fields.items():
-        attname = governed.model_field.attname
-        old, new = registry.to_json(getattr(previous, attname)), registry.to_json(getattr(row, attname))
-        if old != new:
-            said.append(f"{governed.label}: {rtype.display(name, old)} → {rtype.display(name, new)}")
-    if getattr(row, "deleted_at", None) and not getattr(previous, "deleted_at", None):
-        said.append("deleted (soft delete)")
-    return said or ["no governed field changed"]
+def record_changes_section(request: HttpRequest, record_type: str, record_id: int) -> str:
+    """The record page's "Changes proposed on it" (undo.host.set_record_section): whoever sees the
+    record sees every change proposed on it (they own its record type, or see all)."""
+    changes = selectors.changes_on_record(record_type, record_id)
+    return render_to_string("approvals/_record_changes.html", {"changes": changes}, request=request)

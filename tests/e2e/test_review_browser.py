@@ -92,9 +92,10 @@ def test_a_reviewer_decides_in_the_browser(
     assert not Refund.objects.exists()
     assert Change.objects.get(pk=posted["refund"]).status == S.REJECTED
 
-    # The record's page shows the change in its history, both versions named.
+    # The record's page shows the change in its history, both versions named (its old changes
+    # address leads to the record's one page, where the history is the timeline).
     page.goto(f"{live_server.url}/records/customer/{customer.pk}/changes/")
-    history = page.locator("table.history")
+    history = page.locator("ol.timeline")
     expect(history).to_contain_text("billing email: ap@northwind.example → billing@northwind.example")
     expect(history).to_contain_text("values corrected by rita")
     expect(history).to_contain_text(f"change #{posted['email']}")

@@ -79,7 +79,7 @@ def test_an_applied_create_links_the_record_it_made(api, ticket, support, client
     page = client.get(f"/changes/{change.pk}/").content.decode()
     assert f'<a class="record-link" href="/records/ticket/{made.pk}/">made ticket #{made.pk}</a>' in page
     # The record's page lists the change that made it.
-    record_page = client.get(f"/records/ticket/{made.pk}/changes/").content.decode()
+    record_page = client.get(f"/records/ticket/{made.pk}/changes/", follow=True).content.decode()
     assert "No agent has proposed a change to it" not in record_page
     assert f'href="/changes/{change.pk}/">change #{change.pk}</a>' in record_page
     customer = f"{ticket.customer.name} (customer #{ticket.customer_id})"

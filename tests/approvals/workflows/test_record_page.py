@@ -12,7 +12,8 @@ def test_it_shows_the_applied_change_in_the_history(client, support, api, ticket
     services.approve_change(change=change, user=support, values={"tags": "refunds"})
     apply_changes(change_ids=[change.pk])
     client.force_login(support)
-    page = client.get(f"/records/ticket/{ticket.pk}/changes/").content.decode()
+    # The changes page is part of the record's page now: its old address leads there.
+    page = client.get(f"/records/ticket/{ticket.pk}/changes/", follow=True).content.decode()
     assert "tags: (empty) → refunds" in page
     assert f'href="/changes/{change.pk}/">change #{change.pk}</a>' in page
     assert "values corrected by sam" in page
