@@ -2,12 +2,12 @@
 
 At the top: `models` (agents, workflows, runs, changes, approvals, events, rule sets),
 `lifecycle` (the only code that moves a change's status: the transition table), `tasks` (every
-Celery task, thin wrappers over the services), `broker` (publishing to Celery off the request
-thread), `admin`, `apps`, and `urls` (one include per package).
+Celery task, thin wrappers over the services; handed to the workers through the project's outbox,
+`countersign/outbox/`), `admin`, `apps`, and `urls` (one include per package).
 
 - `agents/` — the agent-facing side: the HTTP API, intake, callbacks.
 - `review/` — the review queue, decisions, the digest, the review pages.
-- `apply/` — applying approved changes in workers, and the sweeper.
+- `apply/` — applying approved changes in workers, and the sweeper of claims whose worker died.
 - `workflows/` — the dashboard, the change, run and record-changes pages, resuming a workflow.
 - `rules/` — routing rules, their engine and their editor.
 - `undoing/` — the bridge to `undo/`: scopes, the undo pages, undo's signal receivers.

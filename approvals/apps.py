@@ -8,6 +8,7 @@ class ApprovalsConfig(AppConfig):
     def ready(self):
         from django.urls import reverse
 
+        from countersign.outbox import dispatcher
         from undo import host
 
         from .undoing import receivers  # noqa: F401  (marks changes undone / redone when undo reports back)
@@ -17,6 +18,8 @@ class ApprovalsConfig(AppConfig):
         host.set_resolver("run", lambda pk: reverse("run_detail", args=[pk]))
         host.set_resolver("record_changes", lambda key: reverse("record_changes", args=key))
         host.set_run_names(_run_names)
+        # Undo's tasks go through the outbox, like ours: after commit, off the request thread, swept.
+        host.set_dispatcher(dispatcher.dispatch)
 
 
 def _run_names(run_ids: set[int]) -> dict[int, str]:
