@@ -306,13 +306,22 @@ def memory_broker():
     point_celery_at(CLOSED_BROKER)
 
 
+def worker_app():
+    """The Celery app with every task module loaded, as a worker loads them at start (the web
+    process does not: it names tasks by string)."""
+    from countersign.celery import app
+
+    app.loader.import_default_modules()
+    return app
+
+
 def run_dispatched(task: str) -> list:
     """Run each open dispatch of `task` in this process, as a worker would (its time come or not),
     oldest first, until none is left; returns them in the order they ran."""
-    from countersign.celery import app
     from countersign.outbox.dispatcher import OPEN, TASK_ID_PREFIX
     from countersign.outbox.models import Dispatch
 
+    app = worker_app()
     ran = []
     while (row := Dispatch.objects.filter(task=task, state__in=OPEN).order_by("id").first()) is not None:
         app.tasks[task].apply(args=row.args, task_id=f"{TASK_ID_PREFIX}{row.pk}")

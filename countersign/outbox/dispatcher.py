@@ -46,14 +46,12 @@ TASK_ID_PREFIX = "outbox-"
 
 def dispatch(task: str, args: list, *, not_before: datetime | None = None) -> Dispatch:
     """Run the Celery task named `task` with `args` once the caller's transaction commits, not
-    before `not_before`. Raises LookupError for a task no module defines."""
+    before `not_before`."""
     return dispatch_each(task, [args], not_before=not_before)[0]
 
 
 def dispatch_each(task: str, calls: Iterable[list], *, not_before: datetime | None = None) -> list[Dispatch]:
     """`dispatch` for many calls of one task (a batch of ids each), written with one INSERT."""
-    if not _defined(task):
-        raise LookupError(f"No Celery task is named {task!r}")
     now = timezone.now()
     rows = Dispatch.objects.bulk_create(
         [Dispatch(task=task, args=list(args), due_at=not_before or now, created_at=now) for args in calls]
@@ -61,13 +59,6 @@ def dispatch_each(task: str, calls: Iterable[list], *, not_before: datetime | No
     if rows:
         transaction.on_commit(partial(publish_soon, rows))
     return rows
-
-
-def _defined(task: str) -> bool:
-    if task not in current_app.tasks:
-        # Outside a worker the tasks modules are not imported until asked for: load them as a worker does.
-        current_app.loader.import_default_modules()
-    return task in current_app.tasks
 
 
 def publish(dispatches: list[Dispatch]) -> int:
@@ -154,7 +145,8 @@ def _note_failure(sender, task_id=None, exception=None, **kwargs) -> None:
 # Far more than a burst of requests dispatches; past it, the sweeper does the rest.
 _pending: queue.Queue[list[Dispatch]] = queue.Queue(maxsize=10_000)
 _lock = threading.Lock()
-_started_in: int | None = None  # the process whose publisher thread runs (threads do not survive fork)
+_publisher: threading.Thread | None = None
+_started_in: int | None = None  # the process it runs in (threads do not survive fork)
 
 
 def publish_soon(dispatches: list[Dispatch]) -> None:
@@ -168,13 +160,14 @@ def publish_soon(dispatches: list[Dispatch]) -> None:
 
 
 def _ensure_publisher() -> None:
-    global _started_in
-    if _started_in == os.getpid():
+    global _publisher, _started_in
+    if _started_in == os.getpid() and _publisher.is_alive():
         return
     with _lock:
-        if _started_in == os.getpid():
+        if _started_in == os.getpid() and _publisher.is_alive():
             return
-        threading.Thread(target=_publish_forever, name="outbox-publisher", daemon=True).start()
+        _publisher = threading.Thread(target=_publish_forever, name="outbox-publisher", daemon=True)
+        _publisher.start()
         _started_in = os.getpid()
 
 
@@ -183,8 +176,7 @@ def _publish_forever() -> None:
         dispatches = _pending.get()
         try:
             publish(dispatches)
+            db.connection.close()  # this thread's own connection
         except Exception:
             # The rows are in the database; the sweeper hands them over again.
             logger.exception("Publishing %d dispatches failed; the sweeper will hand them over again", len(dispatches))
-        finally:
-            db.connection.close()  # this thread's own connection
