@@ -8,6 +8,7 @@ class ApprovalsConfig(AppConfig):
     def ready(self):
         from django.urls import reverse
 
+        from countersign.outbox import dispatcher
         from undo import host
 
         from . import access
@@ -21,6 +22,8 @@ class ApprovalsConfig(AppConfig):
         # Undo's pages ask the one access rule; a record's page shows the changes proposed on it.
         host.set_access(may_see=access.may_see_records, may_undo=access.may_undo)
         host.set_record_section(record_changes_section)
+        # Undo's tasks go through the outbox, like ours: after commit, off the request thread, swept.
+        host.set_dispatcher(dispatcher.dispatch)
 
 
 def _run_names(run_ids: set[int]) -> dict[int, str]:

@@ -7,7 +7,8 @@ DEBUG off, WAL, IMMEDIATE transactions):
 - end to end, as the owner does it: the preview page, the POST that starts the undo,
   then the run page until it shows the undo done. Runs of more than
   UNDO_INLINE_MAX_RECORDS go to Celery; here the task runs eagerly in the web
-  process (`task_always_eager`), so the broker hop (~1 ms) is not in the figure;
+  process (`task_always_eager`, on the outbox's publisher thread), so the broker hop
+  (~1 ms) is not in the figure;
 - our execution phase: the undo's own started → finished time (reading history,
   planning, writing records and history rows, marking the changes undone + events);
   the 10k figures are the median of REPEATS runs (each its own 10k scenario);
@@ -217,6 +218,7 @@ def undo_end_to_end(run_ids: list[int], warm_run_id: int, twin_ids: list[int]) -
     from countersign.celery import app
 
     app.conf.task_always_eager = True
+    app.loader.import_default_modules()  # the tasks, so the outbox runs them eagerly rather than send them by name
     _time_change_bookkeeping()
     client = Client()
     client.force_login(User.objects.get(username="bench-owner"))

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "template_partials",
     "simple_history",
     "ninja",
+    "countersign.outbox",
     "demo",
     "undo",
     "approvals",
@@ -192,25 +193,21 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "interval_start": 0,
     "interval_step": 0.2,
 }
-# An agent's POST must not hang when Redis is down: try once, the sweeper does the rest.
+# Publishing tries once; the outbox's sweeper does the rest (see countersign/outbox/dispatcher.py).
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_BEAT_SCHEDULE = {
-    "sweep-changes": {
-        "task": "approvals.tasks.sweep_task",
+    "sweep-outbox": {
+        "task": "countersign.outbox.tasks.sweep_outbox_task",
+        "schedule": timedelta(seconds=envint("SWEEP_EVERY_SECONDS", "5")),
+    },
+    "sweep-claims": {
+        "task": "approvals.tasks.sweep_claims_task",
         "schedule": timedelta(seconds=envint("SWEEP_EVERY_SECONDS", "5")),
     },
     "review-digests": {
         "task": "approvals.tasks.send_review_digests_task",
         "schedule": timedelta(seconds=envint("REVIEW_DIGEST_EVERY_SECONDS", "300")),
-    },
-    "resend-callbacks": {
-        "task": "approvals.tasks.resend_callbacks_task",
-        "schedule": timedelta(seconds=envint("CALLBACK_RESEND_EVERY_SECONDS", "60")),
-    },
-    "sweep-undos": {
-        "task": "undo.tasks.sweep_undos_task",
-        "schedule": timedelta(seconds=envint("SWEEP_EVERY_SECONDS", "5")),
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -220,15 +217,16 @@ APPLY_BATCH_SIZE = envint("APPLY_BATCH_SIZE", "200")
 # A live worker renews its claims every third of the lease; a dead one's are retried once it runs out.
 APPLY_LEASE_SECONDS = envint("APPLY_LEASE_SECONDS", "15")
 APPLY_MAX_ATTEMPTS = envint("APPLY_MAX_ATTEMPTS", "5")
-# A queued change whose task has not claimed it after this long is enqueued again.
+# Background work (countersign.outbox): a dispatch not done this long after it was due or last
+# handed over is handed over again, at most OUTBOX_MAX_ATTEMPTS times; done ones are kept for days.
 REQUEUE_AFTER_SECONDS = envint("REQUEUE_AFTER_SECONDS", "30")
+OUTBOX_MAX_ATTEMPTS = envint("OUTBOX_MAX_ATTEMPTS", "10")
+OUTBOX_KEEP_DAYS = envint("OUTBOX_KEEP_DAYS", "7")
 
 # Decision callbacks to agents: attempts, back-off (base × 2^(attempt-1) seconds), timeout.
 CALLBACK_MAX_ATTEMPTS = envint("CALLBACK_MAX_ATTEMPTS", "6")
 CALLBACK_RETRY_BASE_SECONDS = envint("CALLBACK_RETRY_BASE_SECONDS", "10")
 CALLBACK_TIMEOUT_SECONDS = envint("CALLBACK_TIMEOUT_SECONDS", "5")
-# A pending delivery this late past its next attempt lost its task: the resend sweep enqueues it again.
-CALLBACK_RESEND_AFTER_SECONDS = envint("CALLBACK_RESEND_AFTER_SECONDS", "60")
 # Callbacks go to public addresses only (an agent names the URL). Networks listed here, comma-separated
 # (e.g. "10.20.0.0/16,127.0.0.1"), are allowed too: an operator's deliberate internal receivers.
 CALLBACK_ALLOWED_NETWORKS = [n for n in os.environ.get("CALLBACK_ALLOWED_NETWORKS", "").split(",") if n.strip()]

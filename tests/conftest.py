@@ -266,3 +266,65 @@ def _isolated_broker():
     End-to-end tests point it at their own server (see celery_worker_process)."""
     point_celery_at(CLOSED_BROKER)
     yield
+
+
+# The outbox: a broker whose messages a test can read, and running dispatches in-process ---------
+
+
+class MemoryBroker:
+    """kombu's in-process transport: a real broker, whose queue a test reads back."""
+
+    url = "memory://localhost/"
+
+    def published(self) -> list[dict]:
+        """Take every message off the queue: [{"task", "args", "id", "eta"}], oldest first."""
+        from countersign.celery import app
+
+        taken = []
+        with app.connection_for_read() as connection:
+            queue = connection.SimpleQueue("celery")
+            while True:
+                try:
+                    message = queue.get(block=False)
+                except queue.Empty:
+                    break
+                headers = message.headers
+                taken.append(
+                    {"task": headers["task"], "args": message.payload[0], "id": headers["id"], "eta": headers["eta"]}
+                )
+                message.ack()
+            queue.close()
+        return taken
+
+
+@pytest.fixture
+def memory_broker():
+    broker = MemoryBroker()
+    point_celery_at(broker.url)
+    broker.published()  # empty: what an earlier test left is not this one's
+    yield broker
+    point_celery_at(CLOSED_BROKER)
+
+
+def worker_app():
+    """The Celery app with every task module loaded, as a worker loads them at start (the web
+    process does not: it names tasks by string)."""
+    from countersign.celery import app
+
+    app.loader.import_default_modules()
+    return app
+
+
+def run_dispatched(task: str) -> list:
+    """Run each open dispatch of `task` in this process, as a worker would (its time come or not),
+    oldest first, until none is left; returns them in the order they ran."""
+    from countersign.outbox.dispatcher import OPEN, TASK_ID_PREFIX
+    from countersign.outbox.models import Dispatch
+
+    app = worker_app()
+    ran = []
+    while (row := Dispatch.objects.filter(task=task, state__in=OPEN).order_by("id").first()) is not None:
+        app.tasks[task].apply(args=row.args, task_id=f"{TASK_ID_PREFIX}{row.pk}")
+        ran.append(row)
+        assert Dispatch.objects.get(pk=row.pk).state == Dispatch.State.DONE, f"{row} did not finish"
+    return ran

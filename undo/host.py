@@ -20,13 +20,21 @@ What undo asks (filled by the host at start-up, in its AppConfig.ready):
   any record at all. Without a host: admins and anyone in a group see, owner groups act.
 - `set_record_section(render)` — what the host adds to a record's page (the changes proposed
   on it): `render(request, record_type, record_id) -> HTML`.
+- `set_dispatcher(dispatch)` — how undo's Celery tasks are handed to the workers: `dispatch(task,
+  args, not_before=None)` is called inside the transaction that asks for the work and must run the
+  task after commit (the host's outbox also publishes it off the request thread and sweeps what
+  the broker lost). Undo's tasks are safe to run twice. Without a host, a plain
+  `transaction.on_commit` publish is used: nothing sweeps what it loses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime
+from functools import partial
 from typing import Any
 
+from django.db import transaction
 from django.dispatch import Signal
 
 from . import registry
@@ -111,3 +119,28 @@ def set_record_section(render: Callable[[Any, str, int], str]) -> None:
 
 def record_section(request, record_type: str, record_id: int) -> str:
     return _record_section(request, record_type, record_id) if _record_section else ""
+
+
+# How undo's tasks reach the workers -----------------------------------------------------
+
+_dispatch: Callable[..., Any] | None = None
+
+
+def set_dispatcher(dispatch: Callable[..., Any]) -> None:
+    """`dispatch(task, args, not_before=None)` runs the Celery task named `task` after commit."""
+    global _dispatch
+    _dispatch = dispatch
+
+
+def dispatch(task: str, args: list, *, not_before: datetime | None = None) -> None:
+    """Run undo's Celery task `task` with `args` once the caller's transaction commits, not before `not_before`."""
+    if _dispatch is not None:
+        _dispatch(task, args, not_before=not_before)
+        return
+    transaction.on_commit(partial(_publish, task, args, not_before), robust=True)
+
+
+def _publish(task: str, args: list, eta: datetime | None) -> None:
+    from celery import current_app
+
+    current_app.signature(task, args=args).apply_async(eta=eta)

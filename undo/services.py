@@ -12,14 +12,12 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
 
 from . import host, registry, revert, write
 from .chunks import Chunk, chunks_of
@@ -32,6 +30,7 @@ from .selectors import UndoneChanges, chain_of, extent, redo_targets
 
 logger = logging.getLogger(__name__)
 
+EXECUTE_TASK = "undo.tasks.execute_undo_task"
 CONFLICTS_KEPT = 200
 CHANGED_SINCE_PREVIEW = (
     "Not forced: it was changed again after your preview, and an undo never overwrites an edit you have "
@@ -127,7 +126,8 @@ def request_undo(
             total=reach.records,
         )
         undo_requested.send(sender=Undo, undo=undo)
-    start_undo(undo)
+        _hand_to_a_worker_if_large(undo)
+    _run_now_if_small(undo)
     undo.refresh_from_db()
     return undo
 
@@ -177,21 +177,15 @@ def runs_in_request(undo: Undo) -> bool:
     return undo.total <= settings.UNDO_INLINE_MAX_RECORDS
 
 
-def start_undo(undo: Undo) -> None:
-    """Small undos run now, in the request; larger ones on a worker, once the undo is committed."""
+def _hand_to_a_worker_if_large(undo: Undo) -> None:
+    # In the transaction that queues the undo: the worker's task is recorded with it.
+    if not runs_in_request(undo):
+        host.dispatch(EXECUTE_TASK, [undo.pk])
+
+
+def _run_now_if_small(undo: Undo) -> None:
     if runs_in_request(undo):
         execute_undo(undo_id=undo.pk)
-    else:
-        transaction.on_commit(partial(enqueue_undo, undo.pk))
-
-
-def enqueue_undo(undo_id: int) -> None:
-    from .tasks import execute_undo_task
-
-    try:
-        execute_undo_task.delay(undo_id)
-    except BrokerError as exc:
-        logger.warning("Broker unavailable (%s); undo %s waits for the sweeper", exc, undo_id)
 
 
 # Running an undo -----------------------------------------------------------------
@@ -218,6 +212,7 @@ def execute_undo(*, undo_id: int) -> Undo | None:
         error="",
     )
     if not claimed:
+        _look_again_when_the_lease_ends(undo_id)
         return None
     undo = Undo.objects.select_related("requested_by", "target").get(pk=undo_id)
     undo.attempts += 1
@@ -256,6 +251,14 @@ def execute_undo(*, undo_id: int) -> Undo | None:
         )
         return _finish(undo, Undo.Status.FAILED)
     return _finish(undo, Undo.Status.DONE)
+
+
+def _look_again_when_the_lease_ends(undo_id: int) -> None:
+    """Another worker runs the undo, or did and died: if it still holds it, try again when its
+    lease ends (a dead worker's undo is then finished; a live one's is done by then)."""
+    lease_until = Undo.objects.filter(pk=undo_id, status=Undo.Status.RUNNING).values_list("lease_until", flat=True)
+    for until in lease_until:
+        host.dispatch(EXECUTE_TASK, [undo_id], not_before=until + timedelta(seconds=1))
 
 
 def _finish(undo: Undo, status: str) -> Undo:
@@ -336,27 +339,15 @@ def _run_chunk(undo: Undo, chunk: Chunk, *, chain, candidates, redos, undone, re
         signal.send(sender=Undo, undo=undo, change_ids=sorted(done_changes), user=undo.requested_by)
 
 
-def sweep_undos() -> int:
-    """Hand undos nobody is running (broker down at commit, worker lost) to a worker again."""
-    now = timezone.now()
-    stale = now - timedelta(seconds=settings.REQUEUE_AFTER_SECONDS)
-    waiting = list(
-        Undo.objects.filter(
-            Q(status=Undo.Status.QUEUED, created_at__lt=stale) | Q(status=Undo.Status.RUNNING, lease_until__lt=now)
-        ).values_list("pk", flat=True)[:100]
-    )
-    for undo_id in waiting:
-        enqueue_undo(undo_id)
-    return len(waiting)
-
-
 def retry_undo(*, undo: Undo, user) -> Undo:
     """Run a failed undo again: it finishes what is left, writing nothing twice."""
     check_may_undo(user, undo.record_types)
     if undo.status != Undo.Status.FAILED:
         raise UndoRefused(f"{undo} is {undo.get_status_display()}; only a failed undo is run again.")
-    Undo.objects.filter(pk=undo.pk, status=Undo.Status.FAILED).update(status=Undo.Status.QUEUED)
-    undo.refresh_from_db()
-    start_undo(undo)
+    with transaction.atomic():
+        Undo.objects.filter(pk=undo.pk, status=Undo.Status.FAILED).update(status=Undo.Status.QUEUED)
+        undo.refresh_from_db()
+        _hand_to_a_worker_if_large(undo)
+    _run_now_if_small(undo)
     undo.refresh_from_db()
     return undo

@@ -16,20 +16,21 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
 
-from .. import broker
+from countersign.outbox.dispatcher import dispatch, dispatch_each
+
 from ..models import Agent, Approval, CallbackDelivery, Change, Event
 from .outbound import post
 
 logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Countersign-Signature"
+DELIVER_TASK = "approvals.tasks.deliver_decision_task"
+DELIVER_MANY_TASK = "approvals.tasks.deliver_callbacks_task"
 # Answers that retrying cannot fix (except timeouts and rate limits).
 _PERMANENT = set(range(300, 500)) - {408, 425, 429}
 
@@ -109,7 +110,7 @@ def announce(change: Change, *, outcome: str) -> CallbackDelivery | None:
         payload=outcome_payload(change, outcome),
         next_attempt_at=timezone.now(),
     )
-    transaction.on_commit(partial(broker.send_soon, partial(enqueue_delivery, delivery.pk)))
+    dispatch(DELIVER_TASK, [delivery.pk])
     return delivery
 
 
@@ -141,33 +142,14 @@ def announce_many(change_ids: list[int], *, outcome: str) -> list[int]:
             for c in changes
         ]
         made.extend(d.pk for d in CallbackDelivery.objects.bulk_create(deliveries))
-    if made:
-        transaction.on_commit(partial(broker.send_soon, partial(enqueue_deliveries, made)))
+    # Handed to the workers in batches, a task each: the retries of each are its own (see deliver_decision).
+    dispatch_each(
+        DELIVER_MANY_TASK, ([made[start : start + _TASK_BATCH]] for start in range(0, len(made), _TASK_BATCH))
+    )
     return made
 
 
-def enqueue_delivery(delivery_id: int) -> None:
-    from ..tasks import deliver_decision_task
-
-    try:
-        deliver_decision_task.delay(delivery_id)
-    except BrokerError as exc:
-        logger.warning("Broker unavailable (%s); callback %s waits for the resend sweep", exc, delivery_id)
-
-
 _TASK_BATCH = 100
-
-
-def enqueue_deliveries(delivery_ids: list[int]) -> None:
-    """Hand many deliveries to the workers, a batch per task; the resend sweep finds any the broker lost."""
-    from ..tasks import deliver_callbacks_task
-
-    for start in range(0, len(delivery_ids), _TASK_BATCH):
-        try:
-            deliver_callbacks_task.delay(delivery_ids[start : start + _TASK_BATCH])
-        except BrokerError as exc:
-            logger.warning("Broker unavailable (%s); %d callbacks wait for the resend sweep", exc, len(delivery_ids))
-            return
 
 
 def deliver_many(*, delivery_ids: list[int]) -> dict[int, Attempt]:
@@ -227,20 +209,23 @@ def deliver_decision(*, delivery_id: int) -> Attempt:
     else:
         retry_in = settings.CALLBACK_RETRY_BASE_SECONDS * 2 ** (attempt - 1)
         delivery.next_attempt_at = now + timedelta(seconds=retry_in)
-    delivery.save(
-        update_fields=[
-            "url",
-            "attempts",
-            "last_status_code",
-            "last_error",
-            "log",
-            "state",
-            "delivered_at",
-            "next_attempt_at",
-        ]
-    )
-    if retry_in is None:
-        _delivery_event(delivery)
+    with transaction.atomic():
+        delivery.save(
+            update_fields=[
+                "url",
+                "attempts",
+                "last_status_code",
+                "last_error",
+                "log",
+                "state",
+                "delivered_at",
+                "next_attempt_at",
+            ]
+        )
+        if retry_in is None:
+            _delivery_event(delivery)
+        else:
+            dispatch(DELIVER_TASK, [delivery.pk], not_before=delivery.next_attempt_at)
     return Attempt(delivery.state, retry_in)
 
 
@@ -295,16 +280,3 @@ def _delivery_event(delivery: CallbackDelivery) -> None:
         message=message,
         details={"delivery": delivery.pk, "state": delivery.state},
     )
-
-
-def resend_overdue() -> int:
-    """Enqueue again the pending deliveries whose task was lost (the database is the truth)."""
-    overdue = timezone.now() - timedelta(seconds=settings.CALLBACK_RESEND_AFTER_SECONDS)
-    ids = list(
-        CallbackDelivery.objects.filter(state=CallbackDelivery.State.PENDING, next_attempt_at__lt=overdue)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:1000]
-    )
-    for delivery_id in ids:
-        enqueue_delivery(delivery_id)
-    return len(ids)

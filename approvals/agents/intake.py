@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -18,6 +17,7 @@ from django.db import IntegrityError, transaction
 from undo import registry
 
 from .. import lifecycle, rules
+from ..apply.services import enqueue_apply
 from ..models import Agent, Change, Run, Workflow
 from .errors import shorten
 
@@ -259,9 +259,7 @@ def _store(
             lifecycle.admit(list(fresh.values()), actor=actor, paused=workflow.is_paused)
             queued = [c.pk for c in fresh.values() if c.status == Change.Status.QUEUED]
             if queued:
-                from ..apply.services import enqueue_apply_soon
-
-                transaction.on_commit(partial(enqueue_apply_soon, queued))
+                enqueue_apply(queued)
     by_id = {**existing, **fresh}
     return run, [Stored(by_id[op], created) for op, created in results]
 

@@ -1,4 +1,5 @@
-"""Applying approved changes: handing them to the workers, claiming, writing, and the sweeper."""
+"""Applying approved changes: handing them to the workers, claiming, writing, and the sweeper of
+claims that ran out."""
 
 from __future__ import annotations
 
@@ -6,46 +7,31 @@ import logging
 import threading
 from collections.abc import Iterable
 from contextlib import contextmanager
-from datetime import timedelta
-from functools import partial
 
 from django import db
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Q
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
 
+from countersign.outbox.dispatcher import dispatch_each
 from undo import registry
 from undo.apply import ApplyConflict, ApplyError, apply_change
 from undo.history import Tags
 
-from .. import broker, lifecycle
+from .. import lifecycle
 from ..lifecycle import Actor
 from ..models import Change
 
 logger = logging.getLogger(__name__)
 S = Change.Status
-
-
-def enqueue_apply_soon(change_ids: list[int]) -> None:
-    """Hand queued changes to the workers from this process's publisher thread: a request that
-    queued them answers without waiting on the broker (see approvals.broker)."""
-    broker.send_soon(partial(enqueue_apply, change_ids))
+APPLY_TASK = "approvals.tasks.apply_changes_task"
 
 
 def enqueue_apply(change_ids: list[int]) -> None:
-    """Hand queued changes to the workers, in batches. If the broker is down, the sweeper retries."""
-    from ..tasks import apply_changes_task
-
+    """Hand queued changes to the workers, a task per APPLY_BATCH_SIZE of them, once the caller's
+    transaction commits (through the outbox: off the request thread, swept if the broker loses them)."""
     size = settings.APPLY_BATCH_SIZE
-    for start in range(0, len(change_ids), size):
-        batch = change_ids[start : start + size]
-        try:
-            apply_changes_task.delay(batch)
-        except BrokerError as exc:
-            logger.warning("Broker unavailable (%s); %d queued changes wait for the sweeper", exc, len(batch))
-            return
+    dispatch_each(APPLY_TASK, ([change_ids[start : start + size]] for start in range(0, len(change_ids), size)))
 
 
 def apply_changes(*, change_ids: Iterable[int]) -> dict[str, int]:
@@ -151,7 +137,11 @@ def _apply_or_explain(change: Change, worker: Actor) -> str:
         return "failed"
     except DatabaseError as exc:
         logger.exception("database error applying change %s", change.pk)
-        return _retry_or_fail(change, worker, f"database error: {exc}", guard=mine)
+        with transaction.atomic():
+            outcome = _retry_or_fail(change, worker, f"database error: {exc}", guard=mine)
+            if outcome == "retry":
+                enqueue_apply([change.pk])
+        return outcome
 
 
 def _apply_reason(change: Change) -> str:
@@ -179,38 +169,35 @@ def _retry_or_fail(change: Change, worker: Actor, error: str, guard: dict | None
         guard=guard,
         lease_until=None,
         last_error=error,
-        enqueued_at=None,
+        enqueued_at=timezone.now(),  # the caller hands it to the workers again
     )
     return "retry"
 
 
-# The sweeper -----------------------------------------------------------------
+# The sweeper of claims ---------------------------------------------------------------
 
 
 def sweep() -> dict[str, int]:
-    """Recover work the broker lost: expired claims are retried (or failed after too
-    many attempts) and queued changes nobody picked up are enqueued again."""
-    now = timezone.now()
+    """Take back the claims of workers that died (their lease ran out): each change is queued and
+    handed to the workers again, or failed after APPLY_MAX_ATTEMPTS. (Tasks the broker lost are
+    the outbox's to hand over again: countersign.outbox.dispatcher.sweep.)"""
     sweeper = Actor.system("sweeper")
-    expired = list(Change.objects.filter(status__in_constants=[S.APPLYING], lease_until__lt=now))
-    for change in expired:
-        try:
-            _retry_or_fail(
-                change,
-                sweeper,
-                "the worker did not finish in time (lost or killed)",
-                guard={"attempts": change.attempts},
-            )
-        except lifecycle.ChangeMoved as exc:
-            logger.info("sweeper: change %s finished after all (%s)", change.pk, exc.current)
-    stale = now - timedelta(seconds=settings.REQUEUE_AFTER_SECONDS)
-    waiting = list(
-        Change.objects.filter(status__in_constants=[S.QUEUED])
-        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
-        .order_by("enqueued_at")  # longest waiting first, read off the change_queued index
-        .values_list("pk", flat=True)[:10_000]
-    )
-    if waiting:
-        Change.objects.filter(pk__in=waiting, status=S.QUEUED).update(enqueued_at=now)
-        enqueue_apply(waiting)
-    return {"expired": len(expired), "requeued": len(waiting)}
+    requeued: list[int] = []
+    with transaction.atomic():
+        expired = list(Change.objects.filter(status__in_constants=[S.APPLYING], lease_until__lt=timezone.now()))
+        for change in expired:
+            try:
+                outcome = _retry_or_fail(
+                    change,
+                    sweeper,
+                    "the worker did not finish in time (lost or killed)",
+                    guard={"attempts": change.attempts},
+                )
+            except lifecycle.ChangeMoved as exc:
+                logger.info("sweeper: change %s finished after all (%s)", change.pk, exc.current)
+                continue
+            if outcome == "retry":
+                requeued.append(change.pk)
+        if requeued:
+            enqueue_apply(requeued)
+    return {"expired": len(expired), "requeued": len(requeued)}

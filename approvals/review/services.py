@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import partial
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -15,7 +14,7 @@ from django.utils import timezone
 from undo import registry
 
 from .. import access, lifecycle
-from ..apply.services import enqueue_apply_soon
+from ..apply.services import enqueue_apply
 from ..lifecycle import WAITING, Actor
 from ..models import Approval, Change, Event
 
@@ -185,15 +184,17 @@ class BulkOutcome:
 def approve_many(*, change_ids: Iterable[int], user) -> BulkOutcome:
     """Approve each change through the same path as one click: one approval per change, four-eyes intact."""
     outcome, queued = BulkOutcome(), []
-    for change in Change.objects.filter(pk__in=list(change_ids)).order_by("id"):
-        try:
-            change = _approve(change, user, None, queued=queued)
-        except (NotAllowed, lifecycle.ChangeMoved, lifecycle.IllegalTransition) as exc:
-            _skip(outcome, change, exc)
-            continue
-        (outcome.awaiting_more if change.status in WAITING else outcome.decided).append(change.pk)
-    if queued:
-        transaction.on_commit(partial(enqueue_apply_soon, queued))
+    # One transaction, so the workers' batch is recorded with the approvals (each is its own savepoint).
+    with transaction.atomic():
+        for change in Change.objects.filter(pk__in=list(change_ids)).order_by("id"):
+            try:
+                change = _approve(change, user, None, queued=queued)
+            except (NotAllowed, lifecycle.ChangeMoved, lifecycle.IllegalTransition) as exc:
+                _skip(outcome, change, exc)
+                continue
+            (outcome.awaiting_more if change.status in WAITING else outcome.decided).append(change.pk)
+        if queued:
+            enqueue_apply(queued)
     return outcome
 
 
@@ -234,4 +235,4 @@ def _queue(change: Change, *, actor: Actor, queued: list[int] | None = None) -> 
         if queued is not None:
             queued.append(change.pk)
         else:
-            transaction.on_commit(partial(enqueue_apply_soon, [change.pk]))
+            enqueue_apply([change.pk])

@@ -7,12 +7,12 @@ calls the same service.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
 
 from .. import lifecycle, rules
+from ..apply.services import enqueue_apply
 from ..lifecycle import Actor
 from ..models import Change, Event, Workflow
 
@@ -50,8 +50,6 @@ class Resumed:
 def resume_workflow(*, workflow: Workflow, actor: Actor) -> Resumed:
     """Set `workflow` running and route each change it held again: a change a person approved is
     queued; one the rules approved goes where the current rules send it (queued, review or refused)."""
-    from ..apply.services import enqueue_apply_soon
-
     outcome = Resumed()
     with transaction.atomic():
         Workflow.objects.filter(pk=workflow.pk).update(state=Workflow.State.RUNNING)
@@ -98,7 +96,7 @@ def resume_workflow(*, workflow: Workflow, actor: Actor) -> Resumed:
             details={"queued": outcome.queued, "to_review": outcome.to_review, "refused": outcome.refused},
         )
         if outcome.queued:
-            transaction.on_commit(partial(enqueue_apply_soon, sorted(outcome.queued)))
+            enqueue_apply(sorted(outcome.queued))
     return outcome
 
 

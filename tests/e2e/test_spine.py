@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from countersign_client import Client
 
-from approvals.apply import services
 from approvals.models import Change
+from countersign.outbox import dispatcher
 from demo.models import Ticket
 from tests.conftest import wait_until
 from tests.factories import make_tickets, ticket_change
@@ -57,7 +57,7 @@ def test_changes_posted_while_redis_was_down_are_swept_to_the_worker(
         redis_server.start()
     assert posted["status"] == "queued"
     settings.REQUEUE_AFTER_SECONDS = 0
-    assert services.sweep()["requeued"] == 1
+    assert dispatcher.sweep()["requeued"] == 1
 
     def applied():
         """the swept change applied by the worker, reconnected to the restarted Redis"""

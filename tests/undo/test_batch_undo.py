@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.utils import timezone
 
 from approvals.models import Change, Event
+from countersign.outbox import dispatcher
+from countersign.outbox.models import Dispatch
 from demo.models import Ticket
 from tests.factories import make_tickets
 from undo import services, write
@@ -301,11 +305,12 @@ def test_large_undos_run_on_a_worker_after_commit(
 ):
     run, _ = run_of_three
     settings.UNDO_INLINE_MAX_RECORDS = 2
-    with mock.patch("undo.tasks.execute_undo_task.delay") as delay:
-        with django_capture_on_commit_callbacks(execute=True):
-            made = services.request_undo(scope=Scope(run_id=run.pk), description="r-1", user=support)
-            assert not delay.called  # enqueued only once the undo is committed
-        delay.assert_called_once_with(made.pk)
+    with django_capture_on_commit_callbacks() as pending:
+        made = services.request_undo(scope=Scope(run_id=run.pk), description="r-1", user=support)
+    # Recorded with the undo, handed to the workers only once it is committed.
+    (handed,) = Dispatch.objects.filter(task=services.EXECUTE_TASK)
+    assert handed.args == [made.pk] and handed.state == Dispatch.State.PENDING
+    assert [c.func for c in pending] == [dispatcher.publish_soon]
     made.refresh_from_db()
     assert made.status == Undo.Status.QUEUED and values(tickets) == [("resolved", "billing")] * 3
 
@@ -319,8 +324,7 @@ def test_large_undos_run_on_a_worker_after_commit(
 def test_a_running_undo_is_not_run_twice(support, tickets, run_of_three, settings):
     run, _ = run_of_three
     settings.UNDO_INLINE_MAX_RECORDS = 0
-    with mock.patch("undo.tasks.execute_undo_task.delay"):
-        made = services.request_undo(scope=Scope(run_id=run.pk), description="r-1", user=support)
+    made = services.request_undo(scope=Scope(run_id=run.pk), description="r-1", user=support)
     Undo.objects.filter(pk=made.pk).update(status=Undo.Status.RUNNING, lease_until=made.created_at.replace(year=2999))
 
     assert services.execute_undo(undo_id=made.pk) is None
@@ -390,15 +394,32 @@ def override_batch(size: int):
     return mock.patch("django.conf.settings.UNDO_BATCH_SIZE", size)
 
 
-def test_the_sweeper_hands_undos_nobody_runs_to_a_worker(support, tickets, run_of_three, settings):
+def test_the_sweeper_hands_undos_nobody_runs_to_a_worker(support, tickets, run_of_three, settings, memory_broker):
     run, _ = run_of_three
     settings.UNDO_INLINE_MAX_RECORDS = 0
-    with mock.patch("undo.tasks.execute_undo_task.delay") as delay:
-        made = services.request_undo(scope=Scope(run_id=run.pk), description="r-1", user=support)
-        # The broker was down at commit: the undo waits, queued. Later, the sweeper finds it.
-        Undo.objects.filter(pk=made.pk).update(created_at=made.created_at.replace(year=2000))
-        assert services.sweep_undos() == 1
-    delay.assert_called_once_with(made.pk)
+    made = services.request_undo(scope=Scope(run_id=run.pk), description="r-1", user=support)
+    # The broker was down at commit: the undo waits, queued. Later, the outbox's sweeper finds it.
+    Dispatch.objects.update(due_at=made.created_at.replace(year=2000))
+    assert dispatcher.sweep()["requeued"] == 1
+    assert [m["args"] for m in memory_broker.published()] == [[made.pk]]
+
+
+def test_an_undo_whose_worker_died_is_run_again_once_its_lease_ends(support, tickets, run_of_three, settings):
+    run, _ = run_of_three
+    settings.UNDO_INLINE_MAX_RECORDS = 0
+    made = services.request_undo(scope=Scope(run_id=run.pk), description="r-1", user=support)
+    ends = timezone.now() + timedelta(minutes=5)
+    Undo.objects.filter(pk=made.pk).update(status=Undo.Status.RUNNING, lease_until=ends)  # then the worker died
+
+    # Its task, handed over again, finds the undo held: it looks again when the lease ends.
+    assert services.execute_undo(undo_id=made.pk) is None
+    again = Dispatch.objects.filter(task=services.EXECUTE_TASK).last()
+    assert again.args == [made.pk] and again.due_at == ends + timedelta(seconds=1)
+
+    Undo.objects.filter(pk=made.pk).update(lease_until=timezone.now() - timedelta(seconds=1))  # ... and it has
+    services.execute_undo(undo_id=made.pk)
+    made.refresh_from_db()
+    assert made.status == Undo.Status.DONE and values(tickets) == [("open", "")] * 3
 
 
 def test_a_record_whose_earlier_history_is_gone_is_left_and_said_so(support, tickets, run_of_three):

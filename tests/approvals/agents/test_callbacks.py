@@ -11,6 +11,9 @@ from approvals.agents import callbacks
 from approvals.models import CallbackDelivery, Change, Event
 from approvals.review import services
 from approvals.tasks import deliver_decision_task
+from countersign.outbox import dispatcher
+from countersign.outbox.models import Dispatch
+from tests.conftest import run_dispatched
 from tests.factories import propose_waiting
 from tests.receiver import signed_ok
 
@@ -71,18 +74,9 @@ def test_failures_are_retried_with_back_off_until_delivered(api, ticket, support
     change = propose_waiting(api, ticket)
     services.reject_change(change=change, user=support, reason="no")
     delivery = CallbackDelivery.objects.get(change=change)
-    waits = []
-    original = deliver_decision_task.retry
-
-    def retry(*args, countdown=None, **kwargs):
-        waits.append(countdown)
-        return original(*args, countdown=countdown, **kwargs)
-
-    deliver_decision_task.retry = retry
-    try:
-        deliver_decision_task.apply(args=[delivery.pk])  # eager: retries run at once, in order
-    finally:
-        deliver_decision_task.retry = original
+    # Each attempt that fails hands the next one to the workers for later; here they run at once, in order.
+    ran = run_dispatched(callbacks.DELIVER_TASK)
+    waits = [round((d.due_at - d.created_at).total_seconds()) for d in ran[1:]]
     delivery.refresh_from_db()
     assert delivery.state == D.DELIVERED and delivery.attempts == 3
     base = settings.CALLBACK_RETRY_BASE_SECONDS
@@ -99,7 +93,7 @@ def test_it_gives_up_after_the_last_attempt(api, ticket, support, hooked_agent, 
     change = propose_waiting(api, ticket)
     services.reject_change(change=change, user=support, reason="no")
     delivery = CallbackDelivery.objects.get(change=change)
-    deliver_decision_task.apply(args=[delivery.pk])
+    run_dispatched(callbacks.DELIVER_TASK)  # each attempt, and the next it hands over
     delivery.refresh_from_db()
     assert (delivery.state, delivery.attempts, delivery.last_status_code) == (D.FAILED, 2, 500)
     event = Event.objects.get(change=change, kind=Event.Kind.CHANGE_CALLBACK)
@@ -139,18 +133,19 @@ def test_running_an_attempt_twice_posts_once(api, ticket, support, hooked_agent,
     assert len(receiver.received) == 1
 
 
-def test_lost_deliveries_are_enqueued_again(api, ticket, support, hooked_agent, monkeypatch):
+def test_lost_deliveries_are_enqueued_again(api, ticket, support, hooked_agent, memory_broker):
     change = propose_waiting(api, ticket)
     services.reject_change(change=change, user=support, reason="no")
-    sent = []
-    monkeypatch.setattr(callbacks, "enqueue_delivery", sent.append)
-    assert callbacks.resend_overdue() == 0
+    assert dispatcher.sweep()["requeued"] == 0
     from datetime import timedelta
 
     from django.utils import timezone
 
-    CallbackDelivery.objects.update(next_attempt_at=timezone.now() - timedelta(minutes=5))
-    assert callbacks.resend_overdue() == 1 and sent == [CallbackDelivery.objects.get().pk]
+    Dispatch.objects.update(due_at=timezone.now() - timedelta(minutes=5))
+    sent = [m["args"][0] for m in memory_broker.published() if m["task"] == callbacks.DELIVER_TASK]
+    assert dispatcher.sweep()["requeued"] == 1
+    sent += [m["args"][0] for m in memory_broker.published() if m["task"] == callbacks.DELIVER_TASK]
+    assert sent == [CallbackDelivery.objects.get().pk]
 
 
 def test_the_agent_registers_its_callback_and_sees_deliveries(api, agent, settings):

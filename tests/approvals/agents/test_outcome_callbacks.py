@@ -8,12 +8,12 @@ import json
 
 import pytest
 
-from approvals import broker
 from approvals.agents import callbacks
 from approvals.apply.services import apply_changes
 from approvals.models import CallbackDelivery, Change
 from approvals.review import services
 from approvals.tasks import deliver_callbacks_task
+from countersign.outbox import dispatcher
 from demo.models import Ticket
 from tests.factories import propose_waiting, ticket_change
 from undo.models import Undo
@@ -114,8 +114,8 @@ def test_the_agent_is_told_its_changes_were_undone_and_put_back(
         response = client.post(f"/runs/{changes[0].run_id}/undo")
     assert response.status_code == 302
     # Many deliveries are handed to the workers in batches, not one task each.
-    handed = [c.args[0] for c in pending if getattr(c, "func", None) is broker.send_soon]
-    assert len([p for p in handed if p.func is callbacks.enqueue_deliveries]) == 1
+    handed = [c.args[0] for c in pending if getattr(c, "func", None) is dispatcher.publish_soon]
+    assert len([rows for rows in handed if rows[0].task == callbacks.DELIVER_MANY_TASK]) == 1
     undone = told(receiver)
     assert sorted((p["change"], p["outcome"], p["status"]) for p in undone) == [
         (changes[0].pk, "undone", "undone"),

@@ -159,7 +159,7 @@ def test_an_agent_post_succeeds_while_redis_is_down(api, ticket, caplog):
     assert Change.objects.get().status == S.QUEUED
 
     def told():
-        """the publisher thread saying the sweeper will enqueue the change"""
+        """the publisher thread saying the sweeper will hand the change over"""
         return "sweeper" in caplog.text
 
     wait_until(told, timeout=10)

@@ -10,17 +10,23 @@ from django.utils import timezone
 from approvals import lifecycle
 from approvals.apply import services
 from approvals.models import Change, Event
+from countersign.outbox import dispatcher
+from countersign.outbox.models import Dispatch
 from tests.factories import make_tickets, ticket_change
 
 S = Change.Status
 
 
 @pytest.fixture
-def enqueued(monkeypatch):
-    """Captures what the sweeper hands to the broker."""
+def enqueued(memory_broker):
+    """What is handed to the broker (the change ids of each apply task), read off a real broker."""
     sent: list[list[int]] = []
-    monkeypatch.setattr(services, "enqueue_apply", lambda ids: sent.append(list(ids)))
-    return sent
+
+    def read() -> list[list[int]]:
+        sent.extend(m["args"][0] for m in memory_broker.published() if m["task"] == services.APPLY_TASK)
+        return sent
+
+    return read
 
 
 def queued_changes(api, n=3):
@@ -31,18 +37,21 @@ def queued_changes(api, n=3):
 
 
 def test_it_re_enqueues_queued_changes_whose_task_was_lost(api, enqueued, settings):
+    # The intake's task was never published (the test broker is closed to the publisher thread):
+    # the outbox's sweeper hands it over, once it is overdue.
     changes = queued_changes(api)
-    assert services.sweep()["requeued"] == 0  # just enqueued: give the task its chance first
-    Change.objects.update(enqueued_at=timezone.now() - timedelta(seconds=settings.REQUEUE_AFTER_SECONDS + 1))
-    assert services.sweep()["requeued"] == 3
-    assert enqueued == [[c.pk for c in changes]]
-    assert services.sweep()["requeued"] == 0  # not again until the next interval
+    assert dispatcher.sweep()["requeued"] == 0  # just enqueued: give the task its chance first
+    Dispatch.objects.update(due_at=timezone.now() - timedelta(seconds=settings.REQUEUE_AFTER_SECONDS + 1))
+    assert dispatcher.sweep()["requeued"] == 1  # one task for the batch of 3
+    assert enqueued() == [[c.pk for c in changes]]
+    assert dispatcher.sweep()["requeued"] == 0  # not again until the next interval
 
 
 def test_an_expired_claim_is_retried(api, enqueued):
     change = queued_changes(api, 1)[0]
     lifecycle.claim([change.pk], lease_seconds=-1, actor=lifecycle.Actor.system("worker that died"))
     assert services.sweep() == {"expired": 1, "requeued": 1}
+    assert Dispatch.objects.filter(task=services.APPLY_TASK).last().args == [[change.pk]]  # handed over again
     change.refresh_from_db()
     assert change.status == S.QUEUED and change.attempts == 1
     assert "did not finish in time" in change.last_error

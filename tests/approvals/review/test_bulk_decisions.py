@@ -8,8 +8,10 @@ from urllib.parse import urlencode
 
 import pytest
 
+from approvals.apply.services import APPLY_TASK
 from approvals.models import Approval, Change, Event
 from approvals.review import services
+from countersign.outbox.models import Dispatch
 from tests.factories import make_tickets, ticket_change
 
 S = Change.Status
@@ -102,13 +104,9 @@ def test_a_change_decided_meanwhile_is_left_alone(support, reviewer, resolutions
     assert Change.objects.get(pk=resolutions[0].pk).status == S.REJECTED
 
 
-def test_bulk_approvals_are_enqueued_in_one_batch(
-    support, resolutions, monkeypatch, django_capture_on_commit_callbacks
-):
-    batches = []
-    monkeypatch.setattr(services, "enqueue_apply_soon", batches.append)
-    with django_capture_on_commit_callbacks(execute=True):
-        services.approve_many(change_ids=[c.pk for c in resolutions], user=support)
+def test_bulk_approvals_are_enqueued_in_one_batch(support, resolutions):
+    services.approve_many(change_ids=[c.pk for c in resolutions], user=support)
+    batches = [d.args[0] for d in Dispatch.objects.filter(task=APPLY_TASK)]
     assert batches == [[c.pk for c in resolutions]]
 
 
