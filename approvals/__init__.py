@@ -1,7 +1,8 @@
 """Approvals: agents propose changes, rules route them, people review them, workers apply them.
 
 At the top: `models` (agents, workflows, runs, changes, approvals, events, rule sets),
-`lifecycle` (the only code that moves a change's status: the transition table), `tasks` (every
+`lifecycle` (the only code that moves a change's status: the transition table), `audit` (the
+only code that writes the audit trail, in the transaction of what it records), `tasks` (every
 Celery task, thin wrappers over the services), `broker` (publishing to Celery off the request
 thread), `admin`, `apps`, and `urls` (one include per package).
 
