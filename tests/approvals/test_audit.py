@@ -175,6 +175,14 @@ def test_undo_redo_and_restore(support, agent, workflow):
     done = undo(support, run_id=run.pk, description="run r-9")
     assert kinds(details__undo=done.pk) == [K.UNDO_REQUESTED, K.UNDONE]
     assert kinds(change=changes[0])[-1] == K.UNDONE
+    # One entry for many changes: each change's own event, with its id, run and workflow.
+    for change in changes:
+        event = Event.objects.filter(change=change).last()
+        assert (event.run, event.workflow, event.actor) == (run, workflow, support)
+        assert event.message == (
+            f"sam: change {change.pk} applied → undone. Undone by undo #{done.pk}: run r-9. "
+            "Nothing more happens unless the undo is itself undone."
+        )
     back = redo(support, done)
     assert kinds(details__undo=back.pk) == [K.UNDO_REQUESTED, K.REDONE]
     assert kinds(change=changes[0])[-1] == K.REDONE
