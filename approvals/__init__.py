@@ -2,7 +2,8 @@
 
 At the top: `models` (workflows, agents, runs, rule sets; changes, approvals; events, callbacks),
 `lifecycle` (the only code that moves a change's status: the transition table, the status
-groups), `access` (who may see and act on changes, runs, records, undos, rules and workflows),
+groups), `audit` (the only code that writes the audit trail, in the transaction of what it
+records), `access` (who may see and act on changes, runs, records, undos, rules and workflows),
 `tasks` (every Celery task, thin wrappers over the services; handed to the workers through the
 project's outbox, `countersign/outbox/`), `admin`, `apps`, and `urls` (one include per package).
 

@@ -101,7 +101,8 @@ class CallbackDeliveryAdmin(ReadOnlyAdmin):
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "actor_label", "message")
+    list_display = ("created_at", "kind", "actor_label", "message")
+    list_filter = ("kind",)  # a choices filter: its options come from Event.Kind, not a query
     ordering = ("-created_at", "-id")  # the audit trail reads newest first
 
 

@@ -59,7 +59,7 @@ def hostile(agent, workflow):
         )
     for change in changes:
         Event.objects.create(
-            kind=Event.Kind.CHANGE_STATUS,
+            kind=Event.Kind.APPROVED,
             workflow=workflow,
             run=run,
             change=change,

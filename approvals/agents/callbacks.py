@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from countersign.outbox.dispatcher import dispatch, dispatch_each
 
+from .. import audit
 from ..models import Agent, Approval, CallbackDelivery, Change, Event
 from .outbound import post
 
@@ -256,27 +257,24 @@ _TOLD = {
 
 
 def _delivery_event(delivery: CallbackDelivery) -> None:
-    outcome = delivery.payload.get("outcome", "")
-    happened = _TOLD.get(outcome)
+    """The last attempt's event: the agent was told, or could not be and is not tried again."""
+    actor = audit.Actor.system("callbacks")
+    happened = _TOLD.get(delivery.payload.get("outcome", ""))
+    change = delivery.change
+    callback = f"agent {delivery.agent}'s callback"
     if delivery.state == CallbackDelivery.State.DELIVERED:
-        message = (
-            f"The agent's callback was told the change {happened} (attempt {delivery.attempts})."
+        told = (
+            f"told {callback} that change {change.pk} {happened}"
             if happened
-            else f"The decision was delivered to the agent's callback (attempt {delivery.attempts})."
+            else (f"delivered the decision on change {change.pk} to {callback}")
         )
+        text = f"{actor.label}: {told} (attempt {delivery.attempts}). Nothing more is sent for it."
     else:
         what = f"told the change {happened}" if happened else "given the decision"
-        message = (
-            f"The agent's callback could not be {what} after {delivery.attempts} attempt(s): "
-            f"{delivery.last_error or delivery.last_status_code}. The agent can still read it from the API."
+        text = (
+            f"{actor.label}: {callback} could not be {what} on change {change.pk} after {delivery.attempts} "
+            f"attempt(s): {delivery.last_error or f'HTTP {delivery.last_status_code}'}. "
+            "No more attempts are made; the agent can still read it from the API."
         )
-    change = delivery.change
-    Event.objects.create(
-        kind=Event.Kind.CHANGE_CALLBACK,
-        workflow_id=change.workflow_id,
-        run_id=change.run_id,
-        change_id=change.pk,
-        actor_label="system (callbacks)",
-        message=message,
-        details={"delivery": delivery.pk, "state": delivery.state},
-    )
+    details = {"delivery": delivery.pk, "state": delivery.state}
+    audit.write([audit.Entry.about(change, Event.Kind.CALLBACK, actor, text, details=details)])

@@ -54,21 +54,34 @@ class Event(models.Model):
 
     `actor` is the person who did it, if a person did; `actor_label` names whoever
     did (a person, an agent, or the system) so the line reads on its own.
+    Written only by `approvals.audit.write`, in the transaction of what it records.
     """
 
     class Kind(models.TextChoices):
-        CHANGE_PROPOSED = "change.proposed"
-        CHANGE_STATUS = "change.status"
-        CHANGE_CONFLICT = "change.conflict"
-        CHANGE_FAILED = "change.failed"
-        CHANGE_APPROVAL = "change.approval"
-        CHANGE_EDITED = "change.edited"
-        CHANGE_CALLBACK = "change.callback"
-        RUN_STARTED = "run.started"
-        RULES_SAVED = "rules.saved"
-        UNDO = "undo"
-        WORKFLOW = "workflow"
-        SYSTEM = "system"
+        """What happened. A change's status move has the kind its move has in `lifecycle.ALLOWED`."""
+
+        # A change moves (from_status and to_status are set).
+        PROPOSED = "proposed", "proposed"  # an agent proposed it, the rules routed it
+        ROUTED = "routed", "routed again"  # a held change, when its workflow is resumed
+        APPROVED = "approved", "approved"  # also one approval of several, with no move
+        REJECTED = "rejected", "rejected"
+        HELD = "held", "held"
+        QUEUED = "queued", "queued"
+        CLAIMED = "claimed", "claimed by a worker"
+        APPLIED = "applied", "applied"
+        CONFLICT = "conflict", "conflict"
+        FAILED = "failed", "failed"  # also an undo that failed
+        RETRY = "retry", "to retry"
+        UNDONE = "undone", "undone"  # also an undo that finished
+        REDONE = "redone", "redone"  # also a redo that finished
+        # Around changes.
+        CORRECTED = "corrected", "corrected"
+        CALLBACK = "callback", "agent told"
+        UNDO_REQUESTED = "undo_requested", "undo asked for"
+        RESTORED = "restored", "record restored"
+        RESUMED = "resumed", "workflow resumed"
+        RULES_CHANGED = "rules_changed", "rules changed"
+        DIGEST = "digest", "review digest sent"
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     kind = models.CharField(max_length=40, choices=Kind.choices)

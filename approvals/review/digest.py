@@ -9,8 +9,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
+from django.db import transaction
 from django.utils import timezone
 
+from .. import audit
 from ..lifecycle import WAITING
 from ..models import HIGH_RISK, Change, Event, Workflow
 from ..templatetags.words import how_long
@@ -68,15 +70,26 @@ def send_review_digests(*, now=None) -> dict[str, int]:
             # Not sent: release the changes so the next run lists them again.
             Change.objects.filter(pk__in=[c.pk for c in changes], digest_sent_at=now).update(digest_sent_at=None)
             raise
-        Event.objects.create(
-            kind=Event.Kind.SYSTEM,
-            actor_label="system (review digest)",
-            message=f"Review digest sent to the {group} group ({len(recipients)} people): {len(changes)} "
-            f"high-risk change(s) waiting too long.",
-            details={"group": group, "changes": [c.pk for c in changes]},
+        actor = audit.Actor.system("review digest")
+        ids = [c.pk for c in changes]
+        people = f"{len(recipients)} {'person' if len(recipients) == 1 else 'people'}"
+        text = (
+            f"{actor.label}: e-mailed the {group} group ({people}) about {len(changes)} "
+            f"high-risk change(s) waiting too long: {_listed(ids)}. "
+            f"Next: a {group} reviewer decides them; no digest lists them again."
         )
+        # What this records is an e-mail, which no transaction holds: it is written once sent,
+        # in its own transaction (the claim above committed before the sending, on purpose).
+        with transaction.atomic():
+            audit.write([audit.Entry(Event.Kind.DIGEST, actor, text, details={"group": group, "changes": ids})])
         sent[group] = len(changes)
     return sent
+
+
+def _listed(ids: list[int], most: int = 10) -> str:
+    """ "#4, #7 and 3 more" """
+    shown = ", ".join(f"#{pk}" for pk in ids[:most])
+    return f"{shown} and {len(ids) - most} more" if len(ids) > most else shown
 
 
 def _recipients(group: str) -> list[str]:

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from undo import registry
 
-from .. import access, lifecycle
+from .. import access, audit, lifecycle
 from ..apply.services import enqueue_apply
 from ..lifecycle import WAITING, Actor
 from ..models import Approval, Change, Event
@@ -70,7 +70,13 @@ def _approve(change: Change, user, values: dict | None, queued: list[int] | None
             count = _record_approval(change, user, edited)
             required = max(change.approvals_required, 1)
             if count < required:
-                _approval_event(change, actor, f"approved change {change.pk} ({count} of {required} approvals)")
+                more = required - count
+                text = (
+                    f"{actor.label}: approved change {change.pk} ({count} of {required} approvals). Next: it waits "
+                    f"for {more} more approval{'s' if more > 1 else ''} from another reviewer"
+                    f"{f' in {change.review_group}' if change.review_group else ''}."
+                )
+                audit.write([audit.Entry.about(change, Event.Kind.APPROVED, actor, text)])
                 return change
             fields = {"approver": user, "decided_at": timezone.now()}
             reason = f"{count} of {required} approvals." if required > 1 else ""
@@ -127,27 +133,14 @@ def _edit(change: Change, user, values: dict) -> dict | None:
         for n in corrected
         if corrected[n] != before.get(n)
     )
-    _approval_event(
-        change,
-        Actor.person(user),
-        f"corrected change {change.pk} before approving: {words}",
-        kind=Event.Kind.CHANGE_EDITED,
-        details={"agent": change.values, "before": before, "reviewer": corrected},
+    actor = Actor.person(user)
+    text = (
+        f"{actor.label}: corrected change {change.pk} before approving: {words}. "
+        "Next: it is applied with these values once approved; the agent's proposal is kept beside them."
     )
+    details = {"agent": change.values, "before": before, "reviewer": corrected}
+    audit.write([audit.Entry.about(change, Event.Kind.CORRECTED, actor, text, details=details)])
     return corrected
-
-
-def _approval_event(change: Change, actor: Actor, message: str, *, kind=Event.Kind.CHANGE_APPROVAL, details=None):
-    Event.objects.create(
-        kind=kind,
-        workflow_id=change.workflow_id,
-        run_id=change.run_id,
-        change_id=change.pk,
-        actor=actor.user,
-        actor_label=actor.label,
-        message=f"{actor.label}: {message}",
-        details=details or {},
-    )
 
 
 def reject_change(*, change: Change, user, reason: str) -> Change:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 
+from .. import audit
 from ..models import Event, RuleSet, Workflow
 from .engine import latest_rule_set
 from .ruleset import clean_rules, describe_edits
@@ -56,13 +57,21 @@ def save_rules(
             rule_set = RuleSet.objects.create(
                 workflow=workflow, version=current + 1, rules=cleaned, summary="; ".join(edits), created_by=user
             )
-            Event.objects.create(
-                kind=Event.Kind.RULES_SAVED,
-                workflow=workflow,
-                actor=user,
-                actor_label=actor,
-                message=f"{actor} changed {scope} (version {rule_set.version}): {'; '.join(edits)}.",
-                details={"rule_set": rule_set.pk, "version": rule_set.version, "edits": edits},
+            v = rule_set.version
+            text = (
+                f"{actor} changed {scope} (version {v}): {'; '.join(edits)}. "
+                f"Next: new proposals are routed by version {v}; changes already routed keep their route."
+            )
+            audit.write(
+                [
+                    audit.Entry(
+                        Event.Kind.RULES_CHANGED,
+                        audit.Actor(label=actor, user=user),
+                        text,
+                        workflow_id=workflow.pk if workflow else None,
+                        details={"rule_set": rule_set.pk, "version": v, "edits": edits},
+                    )
+                ]
             )
     except IntegrityError:
         # Another save took the same version number between our read and our insert.

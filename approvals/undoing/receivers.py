@@ -6,11 +6,14 @@ from django.dispatch import receiver
 
 from undo.host import changes_redone, changes_undone, undo_finished, undo_requested
 
-from .. import lifecycle
+from .. import audit, lifecycle
 from ..lifecycle import Actor
 from ..models import Change, Event, Run
 
 S = Change.Status
+K = Event.Kind
+# The event of a finished undo, by its kind: an undo, a redo (an undo undone), a record restored.
+_FINISHED = {"undo": K.UNDONE, "redo": K.REDONE, "restore": K.RESTORED}
 
 
 def _actor(user) -> Actor:
@@ -29,20 +32,28 @@ def mark_redone(sender, *, undo, change_ids, user, **kwargs):
 
 @receiver(undo_requested)
 def record_undo_asked(sender, *, undo, **kwargs):
-    _undo_event(undo, f"{undo.requested_by_label} asked for {undo}. {_n(undo.total, 'record')} to check.")
+    _undo_event(
+        undo,
+        K.UNDO_REQUESTED,
+        f"{undo.requested_by_label} asked for {undo}. {_n(undo.total, 'record')} to check. "
+        "Next: each is set back; one changed since by someone else is left as it is, unless the owner chose "
+        "to overwrite it.",
+    )
 
 
 @receiver(undo_finished)
 def record_undo_finished(sender, *, undo, **kwargs):
     if undo.status == undo.Status.FAILED:
-        _undo_event(undo, f"{undo} failed. {undo.error}")
+        _undo_event(undo, K.FAILED, f"{undo} failed. {undo.error}")
         return
     left = f", {undo.conflicts_left} left as they are" if undo.conflicts_left else ""
     skipped = f", {undo.skipped_count} skipped" if undo.skipped_count else ""
     _undo_event(
         undo,
+        _FINISHED[undo.kind],
         f"{undo} is done. {_n(undo.records_reverted, 'record')} set back{left}{skipped}, "
-        f"{_n(len(undo.change_ids_done), 'change')} {'undone' if undo.undoes_changes else 'put back'}.",
+        f"{_n(len(undo.change_ids_done), 'change')} {'undone' if undo.undoes_changes else 'put back'}. "
+        "Nothing more happens unless it is itself undone.",
     )
 
 
@@ -50,14 +61,19 @@ def _n(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def _undo_event(undo, message: str) -> None:
+def _undo_event(undo, kind: str, text: str) -> None:
+    # Sent by undo inside the transaction that records the undo's request or its end.
     run = Run.objects.filter(pk=undo.run_id).only("workflow_id").first() if undo.run_id else None
-    Event.objects.create(
-        kind=Event.Kind.UNDO,
-        workflow_id=run.workflow_id if run else None,
-        run=run,
-        actor=undo.requested_by,
-        actor_label=undo.requested_by_label or "someone",
-        message=message,
-        details={"undo": undo.pk, "kind": undo.kind, "status": undo.status},
+    actor = audit.Actor(label=undo.requested_by_label or "someone", user=undo.requested_by)
+    audit.write(
+        [
+            audit.Entry(
+                kind,
+                actor,
+                text,
+                workflow_id=run.workflow_id if run else None,
+                run_id=run.pk if run else None,
+                details={"undo": undo.pk, "kind": undo.kind, "status": undo.status},
+            )
+        ]
     )

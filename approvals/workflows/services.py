@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from .. import lifecycle, rules
+from .. import audit, lifecycle, rules
 from ..apply.services import enqueue_apply
 from ..lifecycle import Actor
 from ..models import Change, Event, Workflow
@@ -45,6 +45,18 @@ class Resumed:
             if ids
         ]
         return f"{self.total} held change{'s' if self.total != 1 else ''} routed again: {', '.join(parts)}."
+
+    def next_step(self) -> str:
+        """ "Next: workers apply what was queued; a reviewer decides what was sent to review." """
+        steps = [
+            what
+            for ids, what in (
+                (self.queued, "workers apply what was queued"),
+                (self.to_review, "a reviewer decides what was sent to review"),
+            )
+            if ids
+        ]
+        return f"Next: {'; '.join(steps)}." if steps else "Next: its new proposals are routed as they come."
 
 
 def resume_workflow(*, workflow: Workflow, actor: Actor) -> Resumed:
@@ -87,14 +99,9 @@ def resume_workflow(*, workflow: Workflow, actor: Actor) -> Resumed:
             {S.QUEUED: outcome.queued, S.PENDING_REVIEW: outcome.to_review, S.REFUSED: outcome.refused}[to].append(
                 change.pk
             )
-        Event.objects.create(
-            kind=Event.Kind.WORKFLOW,
-            workflow=workflow,
-            actor=actor.user,
-            actor_label=actor.label,
-            message=f"{actor.label}: resumed workflow {workflow.name}. {outcome.sentence()}",
-            details={"queued": outcome.queued, "to_review": outcome.to_review, "refused": outcome.refused},
-        )
+        text = f"{actor.label}: resumed workflow {workflow.name}. {outcome.sentence()} {outcome.next_step()}"
+        details = {"queued": outcome.queued, "to_review": outcome.to_review, "refused": outcome.refused}
+        audit.write([audit.Entry(Event.Kind.RESUMED, actor, text, workflow_id=workflow.pk, details=details)])
         if outcome.queued:
             enqueue_apply(sorted(outcome.queued))
     return outcome

@@ -57,9 +57,15 @@ def test_the_undo_itself_is_in_the_audit_trail(support, tickets, run_of_three):
     run, _ = run_of_three
     done = undo(support, run_id=run.pk, description="run r-1")
 
-    asked, finished = Event.objects.filter(kind=Event.Kind.UNDO).order_by("id")
-    assert asked.message == f"sam asked for undo #{done.pk}: run r-1. 3 records to check."
-    assert finished.message == f"undo #{done.pk}: run r-1 is done. 3 records set back, 3 changes undone."
+    asked, finished = Event.objects.filter(details__has_key="undo").order_by("id")
+    assert asked.message == (
+        f"sam asked for undo #{done.pk}: run r-1. 3 records to check. Next: each is set back; one changed "
+        "since by someone else is left as it is, unless the owner chose to overwrite it."
+    )
+    assert finished.message == (
+        f"undo #{done.pk}: run r-1 is done. 3 records set back, 3 changes undone. "
+        "Nothing more happens unless it is itself undone."
+    )
     assert (finished.run, finished.workflow, finished.actor) == (run, run.workflow, support)
     assert finished.details == {"undo": done.pk, "kind": "undo", "status": "done"}
 
@@ -67,8 +73,9 @@ def test_the_undo_itself_is_in_the_audit_trail(support, tickets, run_of_three):
 def test_the_audit_line_counts_in_words(support, tickets, run_of_three):
     _, changes = run_of_three
     one = undo(support, change_ids=(changes[0].pk,), description="change 1")
-    assert Event.objects.filter(kind=Event.Kind.UNDO).last().message == (
-        f"undo #{one.pk}: change 1 is done. 1 record set back, 1 change undone."
+    assert Event.objects.filter(details__has_key="undo").last().message == (
+        f"undo #{one.pk}: change 1 is done. 1 record set back, 1 change undone. "
+        "Nothing more happens unless it is itself undone."
     )
 
 
@@ -192,16 +199,16 @@ def test_skipping_wins_over_forcing_and_works_on_records_without_conflict(suppor
 def test_undoing_twice_writes_nothing_more(support, tickets, run_of_three):
     run, _ = run_of_three
     undo(support, run_id=run.pk)
-    rows, events = Ticket.history.count(), Event.objects.exclude(kind=Event.Kind.UNDO).count()
+    rows, events = Ticket.history.count(), Event.objects.exclude(details__has_key="undo").count()
 
     again = undo(support, run_id=run.pk)
 
     assert (again.records_reverted, again.already_back, again.change_ids_done) == (0, 3, [])
-    assert (Ticket.history.count(), Event.objects.exclude(kind=Event.Kind.UNDO).count()) == (rows, events)
+    assert (Ticket.history.count(), Event.objects.exclude(details__has_key="undo").count()) == (rows, events)
     assert values(tickets) == [("open", "")] * 3
     # The audit trail still says it was asked for, and that it wrote nothing.
-    assert Event.objects.filter(kind=Event.Kind.UNDO).last().message == (
-        f"{again} is done. 0 records set back, 0 changes undone."
+    assert Event.objects.filter(details__has_key="undo").last().message == (
+        f"{again} is done. 0 records set back, 0 changes undone. Nothing more happens unless it is itself undone."
     )
 
 

@@ -45,9 +45,9 @@ def test_a_decision_is_posted_signed(api, ticket, support, hooked_agent, receive
     delivery.refresh_from_db()
     assert (delivery.state, delivery.attempts, delivery.last_status_code) == (D.DELIVERED, 1, 200)
     assert (
-        Event.objects.filter(change=change, kind=Event.Kind.CHANGE_CALLBACK)
+        Event.objects.filter(change=change, kind=Event.Kind.CALLBACK)
         .get()
-        .message.startswith("The decision was delivered")
+        .message.startswith("system (callbacks): delivered the decision")
     )
 
 
@@ -96,7 +96,7 @@ def test_it_gives_up_after_the_last_attempt(api, ticket, support, hooked_agent, 
     run_dispatched(callbacks.DELIVER_TASK)  # each attempt, and the next it hands over
     delivery.refresh_from_db()
     assert (delivery.state, delivery.attempts, delivery.last_status_code) == (D.FAILED, 2, 500)
-    event = Event.objects.get(change=change, kind=Event.Kind.CHANGE_CALLBACK)
+    event = Event.objects.get(change=change, kind=Event.Kind.CALLBACK)
     assert "could not be given the decision" in event.message and "read it from the API" in event.message
 
 

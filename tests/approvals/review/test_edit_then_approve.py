@@ -47,7 +47,7 @@ def test_the_correction_is_applied_and_the_proposal_kept(email_change, support):
 def test_both_versions_are_in_the_history(email_change, support, client):
     change, _ = email_change
     services.approve_change(change=change, user=support, values={"billing_email": "billing@northwind.example"})
-    event = Event.objects.get(change=change, kind=Event.Kind.CHANGE_EDITED)
+    event = Event.objects.get(change=change, kind=Event.Kind.CORRECTED)
     assert "the agent proposed billing@northwind.exmaple, sam set billing@northwind.example" in event.message
     assert event.details["agent"] == {"billing_email": "billing@northwind.exmaple"}
     assert event.details["reviewer"] == {"billing_email": "billing@northwind.example"}
@@ -88,7 +88,7 @@ def test_the_same_values_are_a_plain_approval(email_change, support):
     services.approve_change(change=change, user=support, values=dict(change.values))
     change.refresh_from_db()
     assert change.edited_values is None and change.status == S.QUEUED
-    assert not Event.objects.filter(change=change, kind=Event.Kind.CHANGE_EDITED).exists()
+    assert not Event.objects.filter(change=change, kind=Event.Kind.CORRECTED).exists()
 
 
 def test_the_edit_page_works_without_javascript(email_change, support, client):

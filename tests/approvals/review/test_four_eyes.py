@@ -31,8 +31,11 @@ def test_one_approval_of_two_keeps_it_waiting(needs_two, support):
     needs_two.refresh_from_db()
     assert needs_two.status == S.PENDING_REVIEW
     assert Approval.objects.filter(change=needs_two).count() == 1
-    event = Event.objects.filter(change=needs_two, kind=Event.Kind.CHANGE_APPROVAL).get()
-    assert event.message == f"sam: approved change {needs_two.pk} (1 of 2 approvals)"
+    event = Event.objects.filter(change=needs_two, kind=Event.Kind.APPROVED).get()
+    assert event.message == (
+        f"sam: approved change {needs_two.pk} (1 of 2 approvals). "
+        "Next: it waits for 1 more approval from another reviewer in support."
+    )
 
 
 def test_a_second_reviewer_completes_it(needs_two, support, reviewer):

@@ -34,7 +34,7 @@ def test_an_edited_rule_routes_the_next_proposal(client, api, operator, reviewer
     fields |= {"rows": "2", "row-1-field": "record_type", "row-1-op": "is", "row-1-value": "ticket"}
     saved = client.post("/workflows/ticket-triage/rules/new", {**fields, "action": "save"})
     assert saved.status_code == 302
-    assert "billing tags need finance" in Event.objects.get(kind=Event.Kind.RULES_SAVED).message
+    assert "billing tags need finance" in Event.objects.get(kind=Event.Kind.RULES_CHANGED).message
 
     # The agent's next proposal (low risk: version 1 alone would auto-apply it) is held by the new rule.
     response = api.post(

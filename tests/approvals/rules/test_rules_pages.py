@@ -96,11 +96,12 @@ def test_an_operator_adds_a_rule_and_a_version_is_saved_with_its_event(client, o
     assert saved.created_by == operator
     assert [r["name"] for r in saved.rules] == ["below the review threshold", "risky"]
     assert saved.rules[1]["outcome"] == {"decision": "review", "group": "finance", "approvals": 2}
-    event = Event.objects.get(kind=Event.Kind.RULES_SAVED)
+    event = Event.objects.get(kind=Event.Kind.RULES_CHANGED)
     assert event.actor == operator and event.workflow == workflow
     assert event.message == (
         "otto changed the rules of ticket-triage (version 2): "
-        "added rule 'risky' (When risk ≥ 0.7 → finance reviews, 2 approvals)."
+        "added rule 'risky' (When risk ≥ 0.7 → finance reviews, 2 approvals). "
+        "Next: new proposals are routed by version 2; changes already routed keep their route."
     )
     page = client.get(RULES).content.decode()
     assert "When risk ≥ 0.7 → finance reviews, 2 approvals" in page
@@ -131,7 +132,7 @@ def test_an_invalid_rule_is_not_saved_and_says_why(client, operator, workflow, f
     assert response.status_code == 422
     assert error in response.content.decode()
     assert RuleSet.objects.count() == 1
-    assert not Event.objects.filter(kind=Event.Kind.RULES_SAVED).exists()
+    assert not Event.objects.filter(kind=Event.Kind.RULES_CHANGED).exists()
 
 
 def test_an_invalid_rule_with_htmx_answers_the_editor_fragment_with_422(client, operator, workflow):
@@ -231,7 +232,7 @@ def test_saving_unchanged_rules_saves_no_version(client, operator, workflow):
     )
     assert login(client, operator).post(f"{RULES}{rule_id}/edit", data).status_code == 302
     assert RuleSet.objects.count() == 1
-    assert not Event.objects.filter(kind=Event.Kind.RULES_SAVED).exists()
+    assert not Event.objects.filter(kind=Event.Kind.RULES_CHANGED).exists()
 
 
 def test_a_stale_editor_does_not_overwrite_a_newer_version(client, operator, workflow):
@@ -254,7 +255,7 @@ def test_turning_off_moving_and_deleting_make_versions(client, operator, workflo
     client.post(f"{RULES}{a}/delete", {"base_version": "4"})
     summaries = list(RuleSet.objects.filter(version__gt=2).order_by("version").values_list("summary", flat=True))
     assert summaries == ["turned off 'b'", "reordered the rules: 'b', 'a'", "removed rule 'a'"]
-    assert Event.objects.filter(kind=Event.Kind.RULES_SAVED).count() == 3
+    assert Event.objects.filter(kind=Event.Kind.RULES_CHANGED).count() == 3
     # A stale button (version 4 is no longer current) changes nothing.
     client.post(f"{RULES}{b}/toggle", {"base_version": "4"})
     assert RuleSet.objects.count() == 5
@@ -276,7 +277,7 @@ def test_the_global_defaults_have_the_same_pages(client, operator, reviewer, wor
     assert response.status_code == 302 and response["Location"] == "/rules/defaults/"
     saved = RuleSet.objects.get(workflow=None)
     assert saved.version == 1 and saved.rules[0]["name"] == "risky"
-    assert Event.objects.get(kind=Event.Kind.RULES_SAVED).message.startswith("otto changed the global default rules")
+    assert Event.objects.get(kind=Event.Kind.RULES_CHANGED).message.startswith("otto changed the global default rules")
     assert "risky" in login(client, reviewer).get("/rules/defaults/versions/1/").content.decode()
 
 

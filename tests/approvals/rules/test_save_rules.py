@@ -20,7 +20,7 @@ LOW = make_rule("low", [{"field": "risk", "op": "lt", "value": 0.3}], "auto_appl
 def test_it_saves_numbered_versions_with_an_event(operator, workflow):
     v2 = save_rules(workflow=workflow, rules=[LOW, RISKY], user=operator, base_version=1)
     assert (v2.version, v2.created_by) == (2, operator)
-    event = Event.objects.get(kind=Event.Kind.RULES_SAVED)
+    event = Event.objects.get(kind=Event.Kind.RULES_CHANGED)
     assert event.details == {"rule_set": v2.pk, "version": 2, "edits": event.details["edits"]}
     assert event.details["edits"] == [
         "removed rule 'below the review threshold'",
@@ -68,7 +68,8 @@ def test_the_global_defaults_are_versioned_apart(operator, workflow):
     assert save_rules(workflow=workflow, rules=[LOW], user=operator).version == 2
     assert Event.objects.filter(workflow=None).first().message == (
         "otto changed the global default rules (version 1): added rule 'risky' "
-        "(When risk ≥ 0.7 → the record type's owner group reviews, 1 approval)."
+        "(When risk ≥ 0.7 → the record type's owner group reviews, 1 approval). "
+        "Next: new proposals are routed by version 1; changes already routed keep their route."
     )
 
 

@@ -68,7 +68,7 @@ def test_resuming_routes_held_changes_again(api, workflow, support, django_captu
     assert len(callbacks) >= 1  # the queued change is handed to the workers after commit
     assert Event.objects.filter(change=again, from_status=S.HELD, to_status=S.PENDING_REVIEW).exists()
     assert Event.objects.filter(change=waiting, from_status=S.HELD, to_status=S.QUEUED).exists()
-    assert Event.objects.filter(kind=Event.Kind.WORKFLOW, workflow=workflow, message__contains="resumed").exists()
+    assert Event.objects.filter(kind=Event.Kind.RESUMED, workflow=workflow, message__contains="resumed").exists()
 
 
 def test_resuming_with_unchanged_rules_queues_what_they_auto_approve(api, workflow, ticket):
@@ -102,7 +102,7 @@ def test_the_admin_resumes_through_the_service(client, admin_user, api, workflow
     assert response.status_code == 200
     assert "1 held change routed again: 1 queued" in response.content.decode()
     assert Change.objects.get(pk=held["id"]).status == S.QUEUED
-    assert Event.objects.filter(kind=Event.Kind.WORKFLOW, actor=admin_user, message__contains="resumed").exists()
+    assert Event.objects.filter(kind=Event.Kind.RESUMED, actor=admin_user, message__contains="resumed").exists()
 
 
 def test_the_admin_action_resumes_the_selected_workflows(client, admin_user, api, workflow, ticket):
