@@ -7,7 +7,7 @@ from undo.admin import ReadOnlyAdmin
 from .agents import outbound
 from .lifecycle import Actor
 from .models import Agent, Approval, CallbackDelivery, Change, Event, RuleSet, Run, Workflow
-from .workflows.services import resume_workflow
+from .workflows.services import pause_workflow, resume_workflow
 
 
 @admin.register(Workflow)
@@ -22,12 +22,18 @@ class WorkflowAdmin(admin.ModelAdmin):
             messages.success(request, f"Resumed {workflow.name}. {outcome.sentence()}")
 
     def save_model(self, request, obj, form, change):
-        # Setting a paused workflow running is a resume: its held changes must be routed again.
-        resuming = change and "state" in form.changed_data and obj.state == Workflow.State.RUNNING
-        if resuming:
-            obj.state = Workflow.State.PAUSED
+        # The state moves only through the kill switch's services: a pause holds what was queued
+        # and writes its event; setting a paused workflow running is a resume (what it held is
+        # routed again).
+        moved = change and "state" in form.changed_data
+        wanted = obj.state
+        if moved:
+            obj.state = Workflow.State.PAUSED if wanted == Workflow.State.RUNNING else Workflow.State.RUNNING
         super().save_model(request, obj, form, change)
-        if resuming:
+        if moved and wanted == Workflow.State.PAUSED:
+            outcome = pause_workflow(workflow=obj, actor=Actor.person(request.user), reason="paused in the admin pages")
+            messages.success(request, outcome.sentence())
+        elif moved:
             outcome = resume_workflow(workflow=obj, actor=Actor.person(request.user))
             messages.success(request, f"Resumed {obj.name}. {outcome.sentence()}")
 

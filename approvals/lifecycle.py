@@ -21,7 +21,7 @@ from django.utils import timezone
 from . import audit
 from .agents import callbacks
 from .audit import Actor
-from .models import Change, ChangeTarget, Event
+from .models import Change, ChangeTarget, Event, Workflow
 
 S = Change.Status
 K = Event.Kind
@@ -36,8 +36,15 @@ ALLOWED: dict[str, dict[str, str]] = {
     # one the rules approved goes where the rules send it now.
     S.HELD: {S.QUEUED: K.ROUTED, S.PENDING_REVIEW: K.ROUTED, S.REFUSED: K.ROUTED},
     S.QUEUED: {S.APPLYING: K.CLAIMED, S.HELD: K.HELD},
-    # Back to queued: the attempt failed in a way another attempt may fix.
-    S.APPLYING: {S.APPLIED: K.APPLIED, S.FAILED: K.FAILED, S.CONFLICT: K.CONFLICT, S.QUEUED: K.RETRY},
+    # Back to queued: the attempt failed in a way another attempt may fix. Held: its workflow
+    # was paused after the claim, before the worker began writing it.
+    S.APPLYING: {
+        S.APPLIED: K.APPLIED,
+        S.FAILED: K.FAILED,
+        S.CONFLICT: K.CONFLICT,
+        S.QUEUED: K.RETRY,
+        S.HELD: K.HELD,
+    },
     # A conflict goes back to a person: approve again (on the record as it is now) or reject.
     S.CONFLICT: {S.APPROVED: K.APPROVED, S.REJECTED: K.REJECTED},
     S.APPLIED: {S.UNDONE: K.UNDONE},
@@ -266,7 +273,19 @@ def claim(change_ids: Iterable[int], *, lease_seconds: int, actor: Actor) -> lis
         if connection.features.has_select_for_update_skip_locked:
             # PostgreSQL: rows another worker is claiming right now are skipped, not waited on.
             candidates = candidates.select_for_update(skip_locked=True)
-        ids = list(candidates.values_list("pk", flat=True))
+        rows = list(candidates.values_list("pk", "workflow_id"))
+        # The kill switch, in the claim's own transaction: a change of a paused workflow is held,
+        # never claimed, however long its task waited in the broker.
+        paused = paused_workflows({workflow_id for _, workflow_id in rows})
+        if paused:
+            transition_many(
+                [pk for pk, workflow_id in rows if workflow_id in paused],
+                S.HELD,
+                frm=S.QUEUED,
+                actor=actor,
+                reason="Its workflow is paused, so no worker starts it.",
+            )
+        ids = [pk for pk, workflow_id in rows if workflow_id not in paused]
         if not ids:
             return []
         Change.objects.filter(pk__in=ids, status=S.QUEUED).update(
@@ -280,6 +299,23 @@ def claim(change_ids: Iterable[int], *, lease_seconds: int, actor: Actor) -> lis
         )
         audit.write(_move(c, S.QUEUED, S.APPLYING, actor, f"Attempt {c.attempts}.", now) for c in claimed)
     return claimed
+
+
+def paused_workflows(workflow_ids: Iterable[int]) -> set[int]:
+    """Which of these workflows are paused, read in the caller's transaction. On PostgreSQL the rows
+    are locked FOR SHARE, so a pause being written (FOR UPDATE) is waited for, and read once
+    committed; on SQLite the IMMEDIATE transaction already excludes a concurrent pause."""
+    ids = sorted(workflow_ids)
+    if not ids:
+        return set()
+    qn = connection.ops.quote_name
+    lock = " FOR SHARE" if connection.vendor == "postgresql" else ""
+    sql = "SELECT {}, {} FROM {} WHERE {} IN ({}){}".format(
+        qn("id"), qn("state"), qn(Workflow._meta.db_table), qn("id"), ", ".join(["%s"] * len(ids)), lock
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, ids)
+        return {pk for pk, state in cursor.fetchall() if state == Workflow.State.PAUSED}
 
 
 def renew(changes: Iterable[Change], *, lease_seconds: int) -> int:

@@ -8,10 +8,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from approvals.models import CallbackDelivery, Change, Run
+from approvals.models import Change
 from countersign.outbox.models import Dispatch
-from tests.factories import make_agent, make_ticket, make_workflow
-from undo.models import Undo
 
 S = Change.Status
 BEFORE = ("approvals", "0008_event_kinds_say_what_happened")
@@ -19,25 +17,34 @@ BEFORE = ("approvals", "0008_event_kinds_say_what_happened")
 
 @pytest.mark.django_db(transaction=True)
 def test_work_waiting_at_the_upgrade_is_handed_to_the_outbox():
-    MigrationExecutor(connection).migrate([BEFORE])  # the data step is the only one undone: same tables
-    workflow = make_workflow()
-    agent, _ = make_agent(workflow)
-    run = Run.objects.create(workflow=workflow, agent=agent, external_id="r-1")
-    ticket = make_ticket()
+    executor = MigrationExecutor(connection)
+    executor.migrate([BEFORE])  # the data step is the only one undone: same tables
+    # The models as they were at BEFORE: later migrations add columns today's models have.
+    others = [node for node in executor.loader.graph.leaf_nodes() if node[0] != BEFORE[0]]
+    old = executor.loader.project_state([BEFORE, *others]).apps
+    workflow = old.get_model("approvals", "Workflow").objects.create(name="ticket-triage")
+    agent = old.get_model("approvals", "Agent").objects.create(name="triage-bot", token_hash="x" * 64)
+    run = old.get_model("approvals", "Run").objects.create(workflow=workflow, agent=agent, external_id="r-1")
+    customer = old.get_model("demo", "Customer").objects.create(name="Northwind", billing_email="ap@n.example")
+    ticket = old.get_model("demo", "Ticket").objects.create(customer=customer, subject="Charged twice", status="open")
+    OldChange = old.get_model("approvals", "Change")
 
-    def change(n: int, status: str) -> Change:
-        return Change.objects.create(
+    def change(n: int, status: str):
+        return OldChange.objects.create(
             run=run, workflow=workflow, agent=agent, operation_id=f"op-{n}", body_hash="x", record_type="ticket",
             record_ids=[ticket.pk], values={"tags": "b"}, expected={}, risk=0.5, confidence=0.5, status=status,
         )  # fmt: skip
 
     queued = [change(n, S.QUEUED) for n in range(3)]
     applied = change(9, S.APPLIED)
-    pending = CallbackDelivery.objects.create(change=applied, agent=agent, url="https://agent.example/cb", payload={})
-    CallbackDelivery.objects.create(
+    OldDelivery = old.get_model("approvals", "CallbackDelivery")
+    pending = OldDelivery.objects.create(change=applied, agent=agent, url="https://agent.example/cb", payload={})
+    OldDelivery.objects.create(
         change=applied, agent=agent, url="https://agent.example/cb", payload={}, state="delivered"
     )
-    waiting_undo = Undo.objects.create(description="an undo asked for before the upgrade", scope_key="run:1")
+    waiting_undo = old.get_model("undo", "Undo").objects.create(
+        description="an undo asked for before the upgrade", scope_key="run:1"
+    )
     Dispatch.objects.all().delete()
 
     executor = MigrationExecutor(connection)

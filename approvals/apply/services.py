@@ -42,7 +42,7 @@ def apply_changes(*, change_ids: Iterable[int]) -> dict[str, int]:
     """
     worker = Actor.system("worker")
     claimed = lifecycle.claim(change_ids, lease_seconds=settings.APPLY_LEASE_SECONDS, actor=worker)
-    counts = {"applied": 0, "conflict": 0, "failed": 0, "retry": 0}
+    counts = {"applied": 0, "conflict": 0, "failed": 0, "retry": 0, "held": 0}
     with _heartbeat(claimed):
         for change in claimed:
             counts[_apply_one(change, worker)] += 1
@@ -94,6 +94,18 @@ def _apply_or_explain(change: Change, worker: Actor) -> str:
     tags = Tags(change_id=change.pk, run_id=change.run_id, agent_id=change.agent_id, agent_label=str(change.agent))
     try:
         with transaction.atomic():
+            # The kill switch again, in this change's own transaction: claimed before a pause,
+            # not begun when it committed, it is held; one already writing finishes first.
+            if lifecycle.paused_workflows([change.workflow_id]):
+                lifecycle.transition(
+                    change,
+                    S.HELD,
+                    actor=worker,
+                    reason="Its workflow was paused before the worker began writing it.",
+                    guard=mine,
+                    lease_until=None,
+                )
+                return "held"
             written = apply_change(
                 record_type=change.record_type,
                 operation=change.operation,

@@ -10,13 +10,14 @@ moves and the status groups.
 
 from .changes import HIGH_RISK, RISK_BANDS, Approval, Change, ChangeTarget, InConstants, risk_band
 from .events import CallbackDelivery, Event
-from .workflows import Agent, RuleSet, Run, Workflow, hash_token
+from .workflows import Agent, AutoPause, RuleSet, Run, Workflow, hash_token
 
 __all__ = [
     "HIGH_RISK",
     "RISK_BANDS",
     "Agent",
     "Approval",
+    "AutoPause",
     "CallbackDelivery",
     "Change",
     "ChangeTarget",

@@ -125,6 +125,8 @@ class Change(models.Model):
             models.Index(fields=["enqueued_at"], condition=models.Q(status__in=["queued"]), name="change_queued"),
             models.Index(fields=["lease_until"], condition=models.Q(status__in=["applying"]), name="change_applying"),
             models.Index(fields=["run", "status"], name="change_run_status"),
+            # The automatic pause counts what a workflow applied in the last minutes.
+            models.Index(fields=["workflow", "applied_at"], name="change_workflow_applied"),
             # The review queue: only waiting changes, in queue order, so a page is an
             # index range at any depth (an index led by status cannot serve `status IN (…)` in order).
             models.Index(

@@ -79,7 +79,11 @@ class Event(models.Model):
         CALLBACK = "callback", "agent told"
         UNDO_REQUESTED = "undo_requested", "undo asked for"
         RESTORED = "restored", "record restored"
+        PAUSED = "paused", "workflow paused"  # by a person, the automatic pause or an alerting tool
         RESUMED = "resumed", "workflow resumed"
+        AUTO_PAUSE_CHANGED = "auto_pause_changed", "automatic pause changed"
+        RUNBOOK_CHANGED = "runbook_changed", "runbook changed"
+        ALERTED = "alerted", "pause alert sent"
         RULES_CHANGED = "rules_changed", "rules changed"
         DIGEST = "digest", "review digest sent"
 
@@ -99,6 +103,8 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        # The automatic pause counts a workflow's recent decisions and apply outcomes by kind.
+        indexes = [models.Index(fields=["workflow", "kind", "created_at"], name="event_workflow_kind")]
 
     def __str__(self):
         return self.message

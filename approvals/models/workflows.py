@@ -29,6 +29,51 @@ class Workflow(models.Model):
         help_text="Minutes a high-risk change may wait for review before its group gets a digest email",
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # The pause in force (set by `workflows.services.pause_workflow`, cleared by resuming):
+    # when, who (a person, the automatic pause or an alerting tool: `paused_by_label`) and why.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    paused_by_label = models.CharField(max_length=200, blank=True, default="")
+    pause_reason = models.TextField(blank=True, default="")
+    # The secret address an alerting tool calls to pause this workflow: only its hash is kept.
+    pause_hook_hash = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    pause_hook_prefix = models.CharField(max_length=12, blank=True, default="")
+    # The runbook: the people (named, not roles) who do each job when this workflow goes wrong.
+    runbook_pauser = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Pauses it when it misbehaves",
+    )
+    runbook_undo_approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Approves undoing its runs",
+    )
+    runbook_rerunner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Reruns it after a fix",
+    )
+    runbook_log_reader = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Reads the logs afterwards",
+    )
+    runbook_notes = models.TextField(blank=True, default="", help_text="Anything else the people on call should know")
 
     class Meta:
         ordering = ["name"]
@@ -36,9 +81,60 @@ class Workflow(models.Model):
     def __str__(self):
         return self.title or self.name
 
+    def get_absolute_url(self):
+        return reverse("workflow_detail", args=[self.name])
+
     @property
     def is_paused(self) -> bool:
         return self.state == self.State.PAUSED
+
+    def set_pause_hook(self) -> str:
+        """Give the workflow a new secret pause address token; returns it (only its hash is kept)."""
+        token = "ph_" + secrets.token_urlsafe(32)
+        self.pause_hook_hash = hash_token(token)
+        self.pause_hook_prefix = token[:10]
+        return token
+
+
+class AutoPause(models.Model):
+    """A workflow's automatic pause (circuit breaker): the thresholds that pause it on a bad run.
+
+    Each signal is measured over the last `window_minutes`; a rate needs `min_sample` outcomes
+    before it can trip, and is taken over the last `sample_size` of them. A threshold left empty
+    is off. Checked by `workflows.auto_pause` after review decisions, apply batches and undos.
+    """
+
+    workflow = models.OneToOneField(Workflow, on_delete=models.CASCADE, related_name="auto_pause")
+    enabled = models.BooleanField(default=True)
+    window_minutes = models.PositiveIntegerField(default=60, help_text="Minutes of history each rate looks at")
+    sample_size = models.PositiveIntegerField(default=20, help_text="A rate is taken over this many latest outcomes")
+    min_sample = models.PositiveIntegerField(default=10, help_text="Outcomes needed before a rate can pause")
+    max_rejection_pct = models.PositiveSmallIntegerField(
+        null=True, blank=True, default=30, help_text="Pause when this share (%) of reviewed changes were rejected"
+    )
+    max_failure_pct = models.PositiveSmallIntegerField(
+        null=True, blank=True, default=20, help_text="Pause when this share (%) of applies failed or conflicted"
+    )
+    max_undo_pct = models.PositiveSmallIntegerField(
+        null=True, blank=True, default=20, help_text="Pause when this share (%) of applied changes were undone"
+    )
+    max_applied_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, default=300, help_text="Pause when more changes than this are applied in a minute"
+    )
+    max_same_value = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        default=25,
+        help_text="Pause when one field is set to the same value on more records than this …",
+    )
+    same_value_minutes = models.PositiveIntegerField(default=10, help_text="… within this many minutes")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"automatic pause of {self.workflow.name}"
 
 
 def hash_token(token: str) -> str:

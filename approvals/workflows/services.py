@@ -1,7 +1,8 @@
-"""Workflows' state: resuming a paused workflow routes what it held again.
+"""Workflows' state: the kill switch. Pausing a workflow holds what was on its way to the
+records; resuming routes what it held again.
 
-The admin calls it today; the kill switch (pause and resume from the dashboard)
-calls the same service.
+People pause from the workflow page and the dashboard, an alerting tool through the workflow's
+secret pause address, the automatic pause when a run goes bad: all through `pause_workflow`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,85 @@ from ..models import Change, Event, Workflow
 
 S = Change.Status
 D = Change.Decision
+
+REASON_MAX = 500
+
+
+@dataclass(frozen=True)
+class Paused:
+    """What pausing did: `already` when the workflow was paused before (nothing more was done);
+    the changes it held, and those a worker had claimed (they finish or are held by the worker)."""
+
+    workflow: Workflow
+    already: bool
+    held: list[int] = field(default_factory=list)
+    applying: list[int] = field(default_factory=list)
+
+    def sentence(self) -> str:
+        w = self.workflow
+        if self.already:
+            return f"{w.name} was already paused by {w.paused_by_label} ({w.pause_reason})."
+        parts = [f"{len(self.held)} queued change{'s' if len(self.held) != 1 else ''} held"]
+        if self.applying:
+            n = len(self.applying)
+            parts.append(
+                f"{n} change{'s' if n != 1 else ''} a worker had claimed will finish if already writing, else be held"
+            )
+        return f"Paused {w.name}: {'; '.join(parts)}. New proposals are recorded and held."
+
+
+def pause_workflow(*, workflow: Workflow, actor: Actor, reason: str, details: dict | None = None) -> Paused:
+    """Pause `workflow`: nothing of it starts applying once this commits (the worker reads the state
+    in the transaction of each claim and each apply), what was queued is held, new proposals and
+    approvals are held. Pausing a paused workflow does nothing. Writes the `paused` event."""
+    reason = " ".join(reason.split())[:REASON_MAX] or "no reason given"
+    with transaction.atomic():
+        # Locked, so a worker's claim (which reads the row FOR SHARE) waits for this commit.
+        locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
+        if locked.is_paused:
+            return Paused(locked, already=True)
+        now = timezone.now()
+        fields = {
+            "state": Workflow.State.PAUSED,
+            "paused_at": now,
+            "paused_by": actor.user,
+            "paused_by_label": actor.label,
+            "pause_reason": reason,
+        }
+        Workflow.objects.filter(pk=workflow.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(workflow, name, value)
+        queued = Change.objects.filter(workflow=workflow, status=S.QUEUED).order_by("id").values_list("pk", flat=True)
+        held = lifecycle.transition_many(
+            list(queued), S.HELD, frm=S.QUEUED, actor=actor, reason=f"Its workflow was paused: {reason}"
+        )
+        applying = list(
+            Change.objects.filter(workflow=workflow, status=S.APPLYING).order_by("id").values_list("pk", flat=True)
+        )
+        outcome = Paused(workflow, already=False, held=held, applying=applying)
+        text = f"{actor.label}: paused workflow {workflow.name}: {reason}. {outcome.sentence()}"
+        audit.write(
+            [
+                audit.Entry(
+                    Event.Kind.PAUSED,
+                    actor,
+                    text,
+                    workflow_id=workflow.pk,
+                    at=now,
+                    details={"reason": reason, "held": held, "applying": applying, **(details or {})},
+                )
+            ]
+        )
+    return outcome
+
+
+def stop_all(*, actor: Actor, reason: str) -> list[Paused]:
+    """Pause every running workflow ("Stop all agents"), each with its own event."""
+    return [
+        pause_workflow(workflow=w, actor=actor, reason=reason)
+        for w in Workflow.objects.filter(state=Workflow.State.RUNNING).order_by("name")
+    ]
+
 
 # Where a held change goes when the rules route it again.
 _AFTER_HOLD = {D.AUTO_APPLY: S.QUEUED, D.REVIEW: S.PENDING_REVIEW, D.REFUSE: S.REFUSED}
@@ -64,8 +144,11 @@ def resume_workflow(*, workflow: Workflow, actor: Actor) -> Resumed:
     queued; one the rules approved goes where the current rules send it (queued, review or refused)."""
     outcome = Resumed()
     with transaction.atomic():
-        Workflow.objects.filter(pk=workflow.pk).update(state=Workflow.State.RUNNING)
+        cleared = {"paused_at": None, "paused_by": None, "paused_by_label": "", "pause_reason": ""}
+        Workflow.objects.filter(pk=workflow.pk).update(state=Workflow.State.RUNNING, **cleared)
         workflow.state = Workflow.State.RUNNING
+        for name, value in cleared.items():
+            setattr(workflow, name, value)
         held = list(
             Change.objects.filter(workflow=workflow, status=S.HELD)
             .select_related("agent", "workflow", "approver")

@@ -24,7 +24,7 @@ def post(api, body, run="r-1", workflow="ticket-triage"):
 
 def test_it_applies_a_change_with_a_tagged_snapshot(api, ticket, agent):
     change = post(api, ticket_change(ticket))
-    assert apply_changes(change_ids=[change.pk]) == {"applied": 1, "conflict": 0, "failed": 0, "retry": 0}
+    assert apply_changes(change_ids=[change.pk]) == {"applied": 1, "conflict": 0, "failed": 0, "retry": 0, "held": 0}
     ticket.refresh_from_db()
     assert ticket.tags == "billing"
     row = ticket.history.first()
