@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -11,8 +14,10 @@ from undo import registry
 from undo import selectors as undo_selectors
 from undo.selectors import Write
 
-from ..lifecycle import WAITING, WRITTEN
+from .. import access
+from ..lifecycle import IN_FLIGHT, WAITING, WRITTEN
 from ..models import Change, ChangeTarget, Event, Run, Workflow
+from .services import RUNBOOK_JOBS
 
 S = Change.Status
 
@@ -160,3 +165,260 @@ def run_changes(run: Run, *, show: str = ""):
 
 def change_events(change: Change) -> list[Event]:
     return list(change.events.select_related("actor").order_by("created_at", "id"))
+
+
+# A workflow's page ----------------------------------------------------------------------
+
+# The counts at a glance, each a group of statuses. A conflict failed to apply and waits for a
+# reviewer again: it is in "failed" and in "waiting for review", as on a run's page.
+GLANCE: dict[str, tuple[str, tuple[str, ...]]] = {
+    "applied": ("applied", (S.APPLIED,)),
+    "in_flight": ("in flight", IN_FLIGHT),
+    "held": ("held", (S.HELD,)),
+    "waiting": ("waiting for review", WAITING),
+    "failed": ("failed", (S.FAILED, S.CONFLICT)),
+    "undone": ("undone", (S.UNDONE,)),
+}
+
+
+@dataclass(frozen=True)
+class Glance:
+    key: str
+    label: str
+    last_hour: int
+    total: int
+
+
+def workflow_counts(workflow: Workflow) -> list[Glance]:
+    """The workflow's changes by where they are, in the last hour and in total: one query. "In
+    the last hour" is by the time each change reached its status (`updated_at` moves with it)."""
+    hour_ago = timezone.now() - timedelta(hours=1)
+    aggregates = {}
+    for key, (_, statuses) in GLANCE.items():
+        aggregates[f"{key}_total"] = Count("id", filter=Q(status__in=statuses))
+        aggregates[f"{key}_hour"] = Count("id", filter=Q(status__in=statuses, updated_at__gte=hour_ago))
+    found = Change.objects.filter(workflow=workflow).aggregate(**aggregates)
+    return [Glance(key, label, found[f"{key}_hour"], found[f"{key}_total"]) for key, (label, _) in GLANCE.items()]
+
+
+@dataclass(frozen=True)
+class RunLine:
+    run: Run
+    state: str  # the run's state in a word or two
+    counts: list[StatusCount]
+
+
+RECENT_RUNS = 10
+
+
+def recent_runs(workflow: Workflow, limit: int = RECENT_RUNS) -> list[RunLine]:
+    """The workflow's latest runs, each with its changes counted by status: two queries."""
+    runs = list(workflow.runs.select_related("agent").order_by("-started_at", "-id")[:limit])
+    by_run: dict[int, dict[str, int]] = {}
+    rows = Change.objects.filter(run__in=runs).values_list("run_id", "status").annotate(n=Count("id")).order_by()
+    for run_id, status, n in rows:
+        by_run.setdefault(run_id, {})[status] = n
+    lines = []
+    for run in runs:
+        found = by_run.get(run.pk, {})
+        counts = [StatusCount(s, S(s).label, found[s], _filter_of(s)) for s in S.values if s in found]
+        lines.append(RunLine(run, _run_state(found), counts))
+    return lines
+
+
+def _run_state(found: dict[str, int]) -> str:
+    if not found:
+        return "no changes"
+    if found.get(S.HELD):
+        return "held (workflow paused)"
+    if any(found.get(s) for s in IN_FLIGHT):
+        return "applying"
+    if any(found.get(s) for s in (*WAITING, S.PROPOSED)):
+        return "waiting for review"
+    if found.get(S.FAILED):
+        return "finished, with failures"
+    return "finished"
+
+
+@dataclass(frozen=True)
+class PauseMoment:
+    """What was held and in flight when the latest pause was recorded, and where each is now."""
+
+    event: Event
+    ran: list[Described]  # written, or tried and failed
+    waiting: list[Described]  # not written yet: held, queued, waiting for review …
+    stopped: list[Described]  # will not run: rejected or refused since
+    total: int
+    shown: int
+
+
+# Where a change that was held or in flight at the pause stands now.
+_RAN = (S.APPLIED, S.UNDONE, S.FAILED)
+_STOPPED = (S.REJECTED, S.REFUSED)
+PAUSE_MOMENT_SHOWN = 50
+
+
+def pause_moment(workflow: Workflow, limit: int = PAUSE_MOMENT_SHOWN) -> PauseMoment | None:
+    """From the latest `paused` event's details: the changes it held and those a worker had
+    claimed, with their status now (the first `limit` of them; `total` counts all)."""
+    event = workflow.events.filter(kind=Event.Kind.PAUSED).select_related("actor").order_by("-created_at", "-id")
+    event = event.first()
+    if event is None:
+        return None
+    ids = sorted({*event.details.get("held", []), *event.details.get("applying", [])})
+    changes = list(Change.objects.filter(pk__in=ids[:limit]).select_related("agent", "run", "workflow").order_by("id"))
+    described = describe(changes)
+    return PauseMoment(
+        event=event,
+        ran=[d for d in described if d.change.status in _RAN],
+        waiting=[d for d in described if d.change.status not in (*_RAN, *_STOPPED)],
+        stopped=[d for d in described if d.change.status in _STOPPED],
+        total=len(ids),
+        shown=len(changes),
+    )
+
+
+HELD_SHOWN = 50
+
+
+def held_changes(workflow: Workflow, limit: int = HELD_SHOWN) -> list[Described]:
+    """The first changes the workflow holds, oldest first."""
+    held = Change.objects.filter(workflow=workflow, status=S.HELD).select_related("agent", "run", "workflow")
+    return describe(list(held.order_by("id")[:limit]))
+
+
+@dataclass(frozen=True)
+class Resumption:
+    """The latest resume, if it came after the latest pause: how many held changes went where."""
+
+    event: Event
+    outcomes: list[tuple[str, int]]
+
+
+def last_resumption(workflow: Workflow) -> Resumption | None:
+    latest = (
+        workflow.events.filter(kind__in=(Event.Kind.PAUSED, Event.Kind.RESUMED))
+        .select_related("actor")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if latest is None or latest.kind != Event.Kind.RESUMED:
+        return None
+    d = latest.details
+    outcomes = [
+        ("queued for the workers", len(d.get("queued", []))),
+        ("sent to review", len(d.get("to_review", []))),
+        ("refused by the current rules", len(d.get("refused", []))),
+        # Approvals given under rules or record values that changed since: asked again.
+        ("asked again (approved under rules or values that changed since)", len(d.get("asked_again", []))),
+    ]
+    return Resumption(latest, outcomes)
+
+
+WORKFLOW_EVENTS = 30
+
+
+def workflow_events(workflow: Workflow, limit: int = WORKFLOW_EVENTS) -> list[Event]:
+    """The workflow's own events (pauses, resumes, settings, rules), newest first; each change's
+    events are on the change's page."""
+    events = workflow.events.filter(change__isnull=True).select_related("actor")
+    return list(events.order_by("-created_at", "-id")[:limit])
+
+
+def record_types_of(workflow: Workflow) -> list[str]:
+    """The record types the workflow's agents propose for (the union of their record types)."""
+    found: set[str] = set()
+    for names in workflow.agents.values_list("record_types", flat=True):
+        found.update(names or [])
+    return sorted(found)
+
+
+# The runbook -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunbookJob:
+    """One job of the runbook: what it is ("pauses it"), who is named, and whether that person
+    can actually do it (`problem` says why not, in plain words)."""
+
+    field: str
+    job: str
+    person: AbstractBaseUser | None
+    ok: bool
+    problem: str
+
+    @property
+    def sentence(self) -> str:
+        return f"{self.person.get_username()} {self.job}" if self.person else f"nobody {self.job}"
+
+
+def runbook(workflow: Workflow) -> list[RunbookJob]:
+    """The workflow's runbook, each job checked against the permission it needs: pausing needs
+    an operator or admin; approving an undo and rerunning need the undo permission on every record
+    type its agents propose for; reading the logs needs to see all of its runs."""
+    ids = [getattr(workflow, f"{f}_id") for f in RUNBOOK_JOBS]
+    people = get_user_model().objects.filter(pk__in=[pk for pk in ids if pk]).prefetch_related("groups")
+    people = {u.pk: u for u in people}
+    types = record_types_of(workflow)
+    jobs = []
+    for (field_name, job), pk in zip(RUNBOOK_JOBS.items(), ids, strict=True):
+        person = people.get(pk)
+        if person is not None:
+            # Groups from the prefetch, so that access reads no more.
+            person._countersign_groups = frozenset(g.name for g in person.groups.all())
+        problem = _runbook_problem(field_name, job, person, types)
+        jobs.append(RunbookJob(field_name, job, person, not problem, problem))
+    return jobs
+
+
+_VERBS = {
+    "runbook_pauser": "pause it",
+    "runbook_undo_approver": "approve undoing it",
+    "runbook_rerunner": "rerun it",
+    "runbook_log_reader": "read its logs",
+}
+
+
+def _runbook_problem(field_name: str, job: str, person, types: list[str]) -> str:
+    verb = _VERBS[field_name]
+    if person is None:
+        return f"nobody is named to {verb}"
+    who = person.get_username()
+    if not person.is_active:
+        return f"{who} cannot {verb}: their account is deactivated"
+    if field_name == "runbook_pauser":
+        return "" if access.may_pause(person) else f"{who} cannot {verb}: not an operator or admin"
+    if not types:
+        return f"{who} cannot be checked to {verb}: no record types (its agents propose for none)"
+    if field_name == "runbook_log_reader":
+        if access.sees_all(person) or access.may_undo(person, types):
+            return ""
+        return f"{who} cannot {verb}: {_missing_groups(person, types)}, nor an operator or reviewer"
+    if access.may_undo(person, types):
+        return ""
+    return f"{who} cannot {verb}: {_missing_groups(person, types)}"
+
+
+def _missing_groups(person, types: list[str]) -> str:
+    """ "not in the support group that owns tickets" (the owner groups of `types` the person is not in)."""
+    owned = set(access.owned_record_types(person))
+    missing: dict[str, list[str]] = {}
+    for name in types:
+        if name not in owned:
+            rtype = registry.get(name)
+            missing.setdefault(rtype.owner_group, []).append(f"{rtype.label}s")
+    return "not in " + " nor ".join(f"the {g} group that owns {' and '.join(ts)}" for g, ts in missing.items())
+
+
+def runbook_line(jobs: list[RunbookJob]) -> str:
+    """ "maya pauses it, chris approves undoing it, lee reruns it after a fix, sam reads the logs" """
+    return ", ".join(j.sentence for j in jobs)
+
+
+# The banner ------------------------------------------------------------------------------
+
+
+def paused_workflows() -> list[Workflow]:
+    """Every paused workflow, the longest paused first: one query."""
+    fields = ("name", "title", "state", "paused_at", "paused_by_label", "pause_reason")
+    return list(Workflow.objects.filter(state=Workflow.State.PAUSED).only(*fields).order_by("paused_at", "name"))

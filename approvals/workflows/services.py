@@ -3,6 +3,7 @@ records; resuming routes what it held again.
 
 People pause from the workflow page and the dashboard, an alerting tool through the workflow's
 secret pause address, the automatic pause when a run goes bad: all through `pause_workflow`.
+Operators also set a workflow's automatic pause (`set_auto_pause`) and its runbook (`set_runbook`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
+from undo import registry
+
 from .. import audit, lifecycle, rules
 from ..apply.services import enqueue_apply
 from ..lifecycle import Actor
-from ..models import Change, Event, Workflow
+from ..models import AutoPause, Change, Event, Workflow
 
 S = Change.Status
 D = Change.Decision
@@ -139,9 +142,13 @@ class Resumed:
         return f"Next: {'; '.join(steps)}." if steps else "Next: its new proposals are routed as they come."
 
 
-def resume_workflow(*, workflow: Workflow, actor: Actor) -> Resumed:
+TO_REVIEW_REASON = "The workflow was resumed; everything it held is sent to review."
+
+
+def resume_workflow(*, workflow: Workflow, actor: Actor, to_review: bool = False) -> Resumed:
     """Set `workflow` running and route each change it held again: a change a person approved is
-    queued; one the rules approved goes where the current rules send it (queued, review or refused)."""
+    queued; one the rules approved goes where the current rules send it (queued, review or refused).
+    With `to_review` ("send everything held to review"), every held change waits for a person."""
     outcome = Resumed()
     with transaction.atomic():
         cleared = {"paused_at": None, "paused_by": None, "paused_by_label": "", "pause_reason": ""}
@@ -154,10 +161,22 @@ def resume_workflow(*, workflow: Workflow, actor: Actor) -> Resumed:
             .select_related("agent", "workflow", "approver")
             .order_by("id")
         )
-        by_rules = [c for c in held if not c.approver_id]
+        by_rules = [] if to_review else [c for c in held if not c.approver_id]
         routings = dict(zip((c.pk for c in by_rules), _route(workflow, by_rules), strict=True))
         now = timezone.now()
         for change in held:
+            if to_review:
+                lifecycle.transition(
+                    change,
+                    S.PENDING_REVIEW,
+                    actor=actor,
+                    reason=TO_REVIEW_REASON,
+                    decision=D.REVIEW,
+                    review_group=change.review_group or registry.get(change.record_type).owner_group,
+                    approvals_required=max(change.approvals_required, 1),
+                )
+                outcome.to_review.append(change.pk)
+                continue
             if change.approver_id:
                 reason = f"The workflow was resumed; approved by {change.approver.get_username()}, it is queued."
                 lifecycle.transition(change, S.QUEUED, actor=actor, reason=reason, enqueued_at=now)
@@ -199,3 +218,125 @@ def _route(workflow: Workflow, changes: list[Change]) -> list[rules.Routing]:
         rules.route(change, workflow, attributes=attributes, active=active)
         for change, attributes in zip(changes, rules.attributes_by_change(changes), strict=True)
     ]
+
+
+# The automatic pause and the runbook, as people set them on the workflow's page -------------
+
+# Each setting of the automatic pause, as its event names it, and how its value reads.
+AUTO_PAUSE_WORDS: dict[str, tuple[str, str]] = {
+    "enabled": ("automatic pause", "{}"),
+    "window_minutes": ("window", "{} minutes"),
+    "sample_size": ("rates taken over", "the last {} outcomes"),
+    "min_sample": ("minimum sample", "{} outcomes"),
+    "max_rejection_pct": ("rejection threshold", "{}%"),
+    "max_failure_pct": ("failure threshold", "{}%"),
+    "max_undo_pct": ("undo threshold", "{}%"),
+    "max_applied_per_minute": ("applied-per-minute ceiling", "{} a minute"),
+    "max_same_value": ("same-value ceiling", "{} records"),
+    "same_value_minutes": ("same-value window", "{} minutes"),
+}
+
+
+def _auto_pause_value(name: str, value) -> str:
+    if name == "enabled":
+        return "on" if value else "off"
+    return "off" if value is None else AUTO_PAUSE_WORDS[name][1].format(value)
+
+
+def set_auto_pause(*, workflow: Workflow, actor: Actor, values: dict | None = None) -> AutoPause:
+    """Set the thresholds of `workflow`'s automatic pause to `values` (a setting left out keeps its
+    value); a workflow without one gets one with the defaults, on. Writes an `auto_pause_changed`
+    event naming each setting that changed, from what to what."""
+    with transaction.atomic():
+        current = AutoPause.objects.select_for_update().filter(workflow=workflow).first()
+        created = current is None
+        setting = current or AutoPause(workflow=workflow)
+        before = {name: getattr(setting, name) for name in AUTO_PAUSE_WORDS}
+        for name, value in (values or {}).items():
+            if name in AUTO_PAUSE_WORDS:
+                setattr(setting, name, value)
+        if created and values is None:
+            setting.enabled = True
+        changed = [n for n in AUTO_PAUSE_WORDS if getattr(setting, n) != before[n]]
+        if not created and not changed:
+            return setting
+        setting.updated_by = actor.user
+        setting.updated_at = timezone.now()
+        setting.save()
+        workflow.auto_pause = setting
+        if created:
+            said = "turned on with " + ", ".join(
+                f"{AUTO_PAUSE_WORDS[n][0]} {_auto_pause_value(n, getattr(setting, n))}"
+                for n in AUTO_PAUSE_WORDS
+                if n != "enabled"
+            )
+        else:
+            said = ", ".join(
+                f"{AUTO_PAUSE_WORDS[n][0]} {_auto_pause_value(n, before[n])} → "
+                f"{_auto_pause_value(n, getattr(setting, n))}"
+                for n in changed
+            )
+        details = {n: [before[n], getattr(setting, n)] for n in (AUTO_PAUSE_WORDS if created else changed)}
+        audit.write(
+            [
+                audit.Entry(
+                    Event.Kind.AUTO_PAUSE_CHANGED,
+                    actor,
+                    f"{actor.label}: automatic pause of {workflow.name}: {said}.",
+                    workflow_id=workflow.pk,
+                    details={"created": created, "changed": details},
+                )
+            ]
+        )
+    return setting
+
+
+# The runbook's jobs: the field that names the person, and the job in words.
+RUNBOOK_JOBS: dict[str, str] = {
+    "runbook_pauser": "pauses it",
+    "runbook_undo_approver": "approves undoing it",
+    "runbook_rerunner": "reruns it after a fix",
+    "runbook_log_reader": "reads the logs",
+}
+
+
+def set_runbook(*, workflow: Workflow, actor: Actor, people: dict, notes: str) -> list[str]:
+    """Name the people of `workflow`'s runbook (`people`: a user or None per field of RUNBOOK_JOBS)
+    and its notes. Writes a `runbook_changed` event saying who now does which job; returns what
+    changed, in words (empty: nothing changed, no event)."""
+
+    def name(user) -> str:
+        return user.get_username() if user is not None else "nobody"
+
+    with transaction.atomic():
+        locked = Workflow.objects.select_for_update().select_related(*RUNBOOK_JOBS).get(pk=workflow.pk)
+        changes, fields = [], {}
+        for field_name, job in RUNBOOK_JOBS.items():
+            old, new = getattr(locked, field_name), people.get(field_name)
+            if (old.pk if old else None) != (new.pk if new else None):
+                changes.append(f"{name(new)} {job} (was {name(old)})")
+                fields[field_name] = new
+        notes = notes.strip()
+        if notes != locked.runbook_notes:
+            changes.append("notes changed")
+            fields["runbook_notes"] = notes
+        if not changes:
+            return []
+        Workflow.objects.filter(pk=workflow.pk).update(**fields)
+        for field_name, value in fields.items():
+            setattr(workflow, field_name, value)
+        details = {
+            f: (v.pk if v is not None else None) if f in RUNBOOK_JOBS else v for f, v in fields.items()
+        }
+        audit.write(
+            [
+                audit.Entry(
+                    Event.Kind.RUNBOOK_CHANGED,
+                    actor,
+                    f"{actor.label}: runbook of {workflow.name}: {'; '.join(changes)}.",
+                    workflow_id=workflow.pk,
+                    details=details,
+                )
+            ]
+        )
+    return changes
