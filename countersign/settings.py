@@ -116,6 +116,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "approvals.workflows.context_processors.paused_banner",
             ],
             "builtins": ["template_partials.templatetags.partials"],
         },

@@ -325,9 +325,7 @@ def set_runbook(*, workflow: Workflow, actor: Actor, people: dict, notes: str) -
         Workflow.objects.filter(pk=workflow.pk).update(**fields)
         for field_name, value in fields.items():
             setattr(workflow, field_name, value)
-        details = {
-            f: (v.pk if v is not None else None) if f in RUNBOOK_JOBS else v for f, v in fields.items()
-        }
+        details = {f: (v.pk if v is not None else None) if f in RUNBOOK_JOBS else v for f, v in fields.items()}
         audit.write(
             [
                 audit.Entry(

@@ -1,4 +1,5 @@
-"""The dashboard, a change's page, a run's page (and the old address of a record's changes)."""
+"""The dashboard, a workflow's page and its kill switch, a change's page, a run's page (and the
+old address of a record's changes)."""
 
 from django.urls import path
 
@@ -6,6 +7,13 @@ from . import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    # Before the workflow's page: "stop-all" would read as a workflow's name.
+    path("workflows/stop-all/", views.stop_all, name="stop_all"),
+    path("workflows/<slug:name>/", views.workflow_detail, name="workflow_detail"),
+    path("workflows/<slug:name>/pause/", views.workflow_pause, name="workflow_pause"),
+    path("workflows/<slug:name>/resume/", views.workflow_resume, name="workflow_resume"),
+    path("workflows/<slug:name>/auto-pause/", views.workflow_auto_pause, name="workflow_auto_pause"),
+    path("workflows/<slug:name>/runbook/", views.workflow_runbook, name="workflow_runbook"),
     path("changes/<int:change_id>/", views.change_detail, name="change_detail"),
     path("runs/<int:run_id>/", views.run_detail, name="run_detail"),
     # The record's page is undo's (record_detail); its changes used to have a page of their own.

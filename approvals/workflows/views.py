@@ -1,16 +1,22 @@
-"""Browser pages: the dashboard, a change, a run, and what a record's page says of its changes.
+"""Browser pages: the dashboard, a workflow and its kill switch, a change, a run, and what a
+record's page says of its changes.
 
-The review queue is in `review.views`, undoing in `undoing.views`. A record's page (values,
-changes proposed on it, timeline, restore) is undo's; approvals adds the changes section."""
+A workflow's page shows its state, counts, runs, automatic pause, runbook and events; operators
+and admins pause and resume it there or from the dashboard, stop every workflow at once, and edit
+its automatic pause and runbook. The review queue is in `review.views`, undoing in
+`undoing.views`. A record's page (values, changes proposed on it, timeline, restore) is undo's;
+approvals adds the changes section."""
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
-from django.views.decorators.http import require_GET
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
@@ -18,11 +24,12 @@ from undo import registry
 from undo import selectors as undo_selectors
 
 from .. import access
-from ..lifecycle import WAITING
-from ..models import Change
+from ..lifecycle import WAITING, Actor
+from ..models import AutoPause, Change, Workflow
 from ..review import items
 from ..undoing import scopes as undo_scopes
-from . import selectors
+from . import selectors, services
+from .forms import AutoPauseForm, PauseForm, ResumeForm, RunbookForm
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -32,7 +39,156 @@ class HtmxHttpRequest(HttpRequest):
 @require_GET
 @access.member_required
 def home(request: HtmxHttpRequest) -> HttpResponse:
-    return render(request, "approvals/home.html", {"workflows": selectors.workflow_summaries()})
+    context = {
+        "workflows": selectors.workflow_summaries(),
+        "may_pause": access.may_pause(request.user),
+        "reason_max": services.REASON_MAX,
+    }
+    return render(request, "approvals/home.html", context)
+
+
+# A workflow and its kill switch ------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def workflow_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    return _workflow_page(request, access.get_workflow_for(request, name))
+
+
+def _workflow_page(request: HtmxHttpRequest, workflow: Workflow, status: int = 200, **forms) -> HttpResponse:
+    """The workflow's page; `forms` replace the blank ones (a form sent back with its errors)."""
+    may_pause = access.may_pause(request.user)
+    auto_pause = AutoPause.objects.filter(workflow=workflow).first()
+    jobs = selectors.runbook(workflow)
+    context = {
+        "workflow": workflow,
+        "may_pause": may_pause,
+        "counts": selectors.workflow_counts(workflow),
+        "runs": selectors.recent_runs(workflow),
+        "auto_pause": auto_pause,
+        "runbook": jobs,
+        "runbook_problems": [j for j in jobs if not j.ok],
+        "pause_moment": selectors.pause_moment(workflow),
+        "held": selectors.held_changes(workflow) if workflow.is_paused else [],
+        "resumption": None if workflow.is_paused else selectors.last_resumption(workflow),
+        "events": selectors.workflow_events(workflow),
+        "reason_max": services.REASON_MAX,
+    }
+    context["held_total"] = next(c.total for c in context["counts"] if c.key == "held")
+    if may_pause:
+        context["pause_form"] = forms.get("pause_form") or PauseForm()
+        context["resume_form"] = forms.get("resume_form") or ResumeForm()
+        context["auto_pause_form"] = forms.get("auto_pause_form") or (
+            AutoPauseForm(instance=auto_pause) if auto_pause else None
+        )
+        context["runbook_form"] = forms.get("runbook_form") or RunbookForm(workflow=workflow)
+    return render(request, "approvals/workflows/workflow_detail.html", context, status=status)
+
+
+def _acting_on(request: HttpRequest, name: str) -> Workflow:
+    """The workflow, for operators and admins: 404 to those who may not see it, 403 to the rest."""
+    workflow = access.get_workflow_for(request, name)
+    access.check_may_pause(request.user)
+    return workflow
+
+
+def _back(request: HttpRequest, workflow: Workflow) -> HttpResponse:
+    """Back where the form was (the dashboard or the workflow's page), if that is a local address."""
+    next_url = request.POST.get("next", "")
+    if next_url and url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(next_url)
+    return redirect(workflow.get_absolute_url())
+
+
+@require_POST
+@login_required
+def workflow_pause(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    workflow = _acting_on(request, name)
+    form = PauseForm(request.POST)
+    if not form.is_valid():
+        return _workflow_page(request, workflow, status=422, pause_form=form)
+    actor = Actor.person(request.user)
+    outcome = services.pause_workflow(workflow=workflow, actor=actor, reason=form.cleaned_data["reason"])
+    (messages.info if outcome.already else messages.success)(request, outcome.sentence())
+    return _back(request, workflow)
+
+
+@require_POST
+@login_required
+def workflow_resume(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    workflow = _acting_on(request, name)
+    if not workflow.is_paused:
+        messages.info(request, f"{workflow.name} is running: there was nothing to resume.")
+        return _back(request, workflow)
+    form = ResumeForm(request.POST)
+    form.is_valid()  # one optional checkbox: always valid
+    outcome = services.resume_workflow(
+        workflow=workflow, actor=Actor.person(request.user), to_review=form.cleaned_data["to_review"]
+    )
+    messages.success(request, f"Resumed {workflow.name}. {outcome.sentence()} {outcome.next_step()}")
+    return _back(request, workflow)
+
+
+@require_POST
+@login_required
+def workflow_auto_pause(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    """Turn the automatic pause on (with the defaults), or save its thresholds."""
+    workflow = _acting_on(request, name)
+    actor = Actor.person(request.user)
+    current = AutoPause.objects.filter(workflow=workflow).first()
+    if current is None or request.POST.get("turn_on"):
+        services.set_auto_pause(workflow=workflow, actor=actor, values=None if current is None else {"enabled": True})
+        messages.success(request, f"The automatic pause of {workflow.name} is on.")
+        return redirect(workflow.get_absolute_url())
+    form = AutoPauseForm(request.POST, instance=current)
+    if not form.is_valid():
+        return _workflow_page(request, workflow, status=422, auto_pause_form=form)
+    before = AutoPause.objects.get(pk=current.pk)
+    services.set_auto_pause(workflow=workflow, actor=actor, values=form.cleaned_data)
+    changed = any(getattr(before, n) != form.cleaned_data[n] for n in form.cleaned_data)
+    messages.success(request, "Saved the automatic pause." if changed else "Nothing changed.")
+    return redirect(workflow.get_absolute_url())
+
+
+@require_POST
+@login_required
+def workflow_runbook(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    workflow = _acting_on(request, name)
+    form = RunbookForm(request.POST, workflow=workflow)
+    if not form.is_valid():
+        return _workflow_page(request, workflow, status=422, runbook_form=form)
+    changed = services.set_runbook(
+        workflow=workflow, actor=Actor.person(request.user), people=form.people(), notes=form.cleaned_data["notes"]
+    )
+    messages.success(request, f"Saved the runbook: {'; '.join(changed)}." if changed else "Nothing changed.")
+    return redirect(workflow.get_absolute_url())
+
+
+@require_http_methods(["GET", "POST"])
+@access.member_required
+def stop_all(request: HtmxHttpRequest) -> HttpResponse:
+    """ "Stop all agents": a confirmation saying what it does, then every running workflow paused."""
+    access.check_may_pause(request.user)
+    form = PauseForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        paused = services.stop_all(actor=Actor.person(request.user), reason=form.cleaned_data["reason"])
+        held = sum(len(p.held) for p in paused if not p.already)
+        names = ", ".join(p.workflow.name for p in paused)
+        if paused:
+            messages.success(
+                request,
+                f"Stopped {len(paused)} workflow{'s' if len(paused) != 1 else ''} ({names}); "
+                f"{held} queued change{'s' if held != 1 else ''} held. New proposals are recorded and held.",
+            )
+        else:
+            messages.info(request, "Every workflow was already paused: nothing more was done.")
+        return redirect("home")
+    running = list(Workflow.objects.filter(state=Workflow.State.RUNNING).order_by("name"))
+    context = {"form": form, "running": running, "paused": Workflow.objects.filter(state=Workflow.State.PAUSED)}
+    return render(request, "approvals/workflows/stop_all.html", context, status=422 if form.is_bound else 200)
 
 
 @require_GET
@@ -89,6 +245,7 @@ def run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
         "can_undo": bool(record_types) and access.may_undo(request.user, record_types),
         "owners": sorted({registry.get(t).owner_group for t in record_types}),
         "undos": undos,
+        "runbook": selectors.runbook(run.workflow),
     }
     return render(request, "approvals/run_detail.html", context)
 
