@@ -26,7 +26,7 @@ from django.db import transaction
 from django.test import Client, RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from approvals.models import Approval, Change, Event, RuleSet
+from approvals.models import Approval, AutoPause, Change, Event, RuleSet, Workflow
 from demo.models import Invoice, Ticket
 from tests.factories import make_agent, make_invoice, make_rule, make_tickets, make_workflow
 from tests.undo.conftest import apply_run, propose_run, undo
@@ -51,6 +51,10 @@ TICKET_OWNERS = cells(200, operator=403, reviewer=403, finance=404, outsider=404
 REVIEWERS_OF_SUPPORT = cells(200, operator=403, finance=403, outsider=403)  # deciding a support change
 RULE_READERS = cells(200, outsider=404)
 RULE_EDITORS = cells(200, reviewer=403, finance=403, support=403, outsider=404)
+# The kill switch: every member sees a workflow's page; operators and admins act on it.
+WORKFLOW_READERS = cells(200, outsider=404)
+PAUSERS = cells(403, admin=302, operator=302, outsider=404)  # pause, resume, its settings: done, then back
+STOPPERS = cells(403, admin=200, operator=200)  # "Stop all agents": one in no group gets whom to ask (403)
 EVERYONE = {p: 200 for p in PERSONAS}
 NOBODY_GETS = {p: 405 for p in PERSONAS}  # a POST-only action asked with GET
 
@@ -187,6 +191,46 @@ def rows(w: World) -> list[Row]:
         Row("undo_run", f"/runs/{run}/undo", cells(403, admin=302, support=302), method="post"),
         Row("undo_agent", "/undo-agent/", MEMBERS),
         Row("undo_agent", "/undo-agent/", cells(422, outsider=403), method="post"),
+        # A workflow's page and its kill switch.
+        Row("workflow_detail", "/workflows/ticket-triage/", WORKFLOW_READERS),
+        Row("workflow_detail", "/workflows/nowhere/", cells(404)),
+        Row(
+            "workflow_pause",
+            "/workflows/ticket-triage/pause/",
+            PAUSERS,
+            method="post",
+            data={"reason": "tags look wrong"},
+        ),
+        Row(
+            "workflow_pause",
+            "/workflows/ticket-triage/pause/",
+            {**PAUSERS, "admin": 422, "operator": 422},
+            method="post",
+        ),
+        Row("workflow_pause", "/workflows/ticket-triage/pause/", NOBODY_GETS),
+        Row("workflow_resume", "/workflows/ticket-triage/resume/", PAUSERS, method="post", data={"to_review": "on"}),
+        Row("workflow_resume", "/workflows/ticket-triage/resume/", NOBODY_GETS),
+        Row(
+            "workflow_auto_pause", "/workflows/ticket-triage/auto-pause/", PAUSERS, method="post", data={"turn_on": "1"}
+        ),
+        Row("workflow_auto_pause", "/workflows/ticket-triage/auto-pause/", NOBODY_GETS),
+        Row(
+            "workflow_runbook",
+            "/workflows/ticket-triage/runbook/",
+            PAUSERS,
+            method="post",
+            data={"runbook_pauser": w.users["operator"].pk, "notes": "call otto"},
+        ),
+        Row("workflow_runbook", "/workflows/ticket-triage/runbook/", NOBODY_GETS),
+        Row("stop_all", "/workflows/stop-all/", STOPPERS),
+        Row(
+            "stop_all",
+            "/workflows/stop-all/",
+            {**STOPPERS, "admin": 302, "operator": 302},
+            method="post",
+            data={"reason": "incident"},
+        ),
+        Row("stop_all", "/workflows/stop-all/", {**STOPPERS, "admin": 422, "operator": 422}, method="post"),
         # The review queue and decisions.
         Row("review", "/review/", MEMBERS),
         Row("review", "/review/", MEMBERS, htmx=True),
@@ -289,6 +333,8 @@ def footprint() -> tuple:
         Undo.objects.count(),
         RuleSet.objects.count(),
         Event.objects.count(),
+        AutoPause.objects.count(),
+        sorted(Workflow.objects.values_list("pk", "state", "runbook_pauser_id", "runbook_notes")),
         sorted(Change.objects.values_list("pk", "status")),
         Ticket.history.count(),
         Invoice.history.count(),

@@ -172,7 +172,7 @@ def workflow_runbook(request: HtmxHttpRequest, name: str) -> HttpResponse:
 def stop_all(request: HtmxHttpRequest) -> HttpResponse:
     """ "Stop all agents": a confirmation saying what it does, then every running workflow paused."""
     access.check_may_pause(request.user)
-    form = PauseForm(request.POST or None)
+    form = PauseForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         paused = services.stop_all(actor=Actor.person(request.user), reason=form.cleaned_data["reason"])
         held = sum(len(p.held) for p in paused if not p.already)

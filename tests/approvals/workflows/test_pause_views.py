@@ -14,7 +14,11 @@ S = Change.Status
 
 
 def post_queued(api, n=2):
-    body = {"workflow": "ticket-triage", "run": "r-1", "changes": [ticket_change(t, f"op-{t.pk}") for t in make_tickets(n)]}
+    body = {
+        "workflow": "ticket-triage",
+        "run": "r-1",
+        "changes": [ticket_change(t, f"op-{t.pk}") for t in make_tickets(n)],
+    }
     response = api.post("/api/v1/changes/batch", body)
     assert response.status_code == 201, response.content
     return [c["id"] for c in response.json()["changes"]]

@@ -18,7 +18,11 @@ S = Change.Status
 
 
 def post(api, tickets, run="r-1", risk=0.1):
-    body = {"workflow": "ticket-triage", "run": run, "changes": [ticket_change(t, f"{run}-{t.pk}", risk=risk) for t in tickets]}
+    body = {
+        "workflow": "ticket-triage",
+        "run": run,
+        "changes": [ticket_change(t, f"{run}-{t.pk}", risk=risk) for t in tickets],
+    }
     response = api.post("/api/v1/changes/batch", body)
     assert response.status_code == 201, response.content
     return [c["id"] for c in response.json()["changes"]]
@@ -69,7 +73,9 @@ def test_the_counts_cost_one_query_whatever_their_number(client, operator, api, 
         with CaptureQueriesContext(connection) as queries:
             assert client.get("/workflows/ticket-triage/").status_code == 200
         counts.append(len(queries))
-        aggregates = [q for q in queries if 'COUNT("approvals_change"."id") FILTER' in q["sql"] or "COUNT(CASE" in q["sql"]]
+        aggregates = [
+            q for q in queries if 'COUNT("approvals_change"."id") FILTER' in q["sql"] or "COUNT(CASE" in q["sql"]
+        ]
         assert len([q for q in aggregates if "updated_at" in q["sql"]]) == 1
     assert counts[0] == counts[1]
 
