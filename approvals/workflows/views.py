@@ -245,8 +245,9 @@ def run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
         "can_undo": bool(record_types) and access.may_undo(request.user, record_types),
         "owners": sorted({registry.get(t).owner_group for t in record_types}),
         "undos": undos,
-        "runbook": selectors.runbook(run.workflow),
     }
+    context["runbook"] = jobs = selectors.runbook(run.workflow)
+    context["runbook_problems"] = [j for j in jobs if not j.ok]
     return render(request, "approvals/run_detail.html", context)
 
 

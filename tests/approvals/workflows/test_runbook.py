@@ -104,7 +104,7 @@ def test_the_run_page_says_who_to_call(client, support, workflow, named):
         "If this run goes wrong: maya pauses it, chris approves undoing it, nobody reruns it after a fix, "
         "kim reads the logs." in page
     )
-    assert "⚠ Nobody is named to rerun it." in page
+    assert "⚠ Nobody is named to rerun it." in page  # the only problem: one line
 
 
 def test_an_operator_names_the_people_and_it_is_an_event(client, operator, workflow, named):
