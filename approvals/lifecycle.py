@@ -79,6 +79,10 @@ WAITING = (S.PENDING_REVIEW, S.CONFLICT)
 IN_FLIGHT = (S.AUTO_APPROVED, S.APPROVED, S.QUEUED, S.APPLYING)
 # Wrote its records (an undone change too): it reads as what it wrote, from its history rows.
 WRITTEN = (S.APPLIED, S.UNDONE)
+# Already ran: written (an undone change too), or tried and failed (a workflow page's pause list).
+RAN = (S.APPLIED, S.UNDONE, S.FAILED)
+# Will not run: a person rejected it or the rules refused it.
+STOPPED = (S.REJECTED, S.REFUSED)
 
 # Where routing sends a fresh proposal, step by step.
 _ADMIT_PATHS = {

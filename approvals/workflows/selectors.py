@@ -15,7 +15,7 @@ from undo import selectors as undo_selectors
 from undo.selectors import Write
 
 from .. import access
-from ..lifecycle import IN_FLIGHT, WAITING, WRITTEN
+from ..lifecycle import IN_FLIGHT, RAN, STOPPED, WAITING, WRITTEN
 from ..models import Change, ChangeTarget, Event, Run, Workflow
 from .services import RUNBOOK_JOBS
 
@@ -252,9 +252,6 @@ class PauseMoment:
     shown: int
 
 
-# Where a change that was held or in flight at the pause stands now.
-_RAN = (S.APPLIED, S.UNDONE, S.FAILED)
-_STOPPED = (S.REJECTED, S.REFUSED)
 PAUSE_MOMENT_SHOWN = 50
 
 
@@ -270,9 +267,9 @@ def pause_moment(workflow: Workflow, limit: int = PAUSE_MOMENT_SHOWN) -> PauseMo
     described = describe(changes)
     return PauseMoment(
         event=event,
-        ran=[d for d in described if d.change.status in _RAN],
-        waiting=[d for d in described if d.change.status not in (*_RAN, *_STOPPED)],
-        stopped=[d for d in described if d.change.status in _STOPPED],
+        ran=[d for d in described if d.change.status in RAN],
+        waiting=[d for d in described if d.change.status not in (*RAN, *STOPPED)],
+        stopped=[d for d in described if d.change.status in STOPPED],
         total=len(ids),
         shown=len(changes),
     )
