@@ -248,6 +248,7 @@ class PauseMoment:
     ran: list[Described]  # written, or tried and failed
     waiting: list[Described]  # not written yet: held, queued, waiting for review …
     stopped: list[Described]  # will not run: rejected or refused since
+    counts: dict[str, int]  # "ran", "waiting", "stopped": of all of them, not only those listed
     total: int
     shown: int
 
@@ -265,14 +266,28 @@ def pause_moment(workflow: Workflow, limit: int = PAUSE_MOMENT_SHOWN) -> PauseMo
     ids = sorted({*event.details.get("held", []), *event.details.get("applying", [])})
     changes = list(Change.objects.filter(pk__in=ids[:limit]).select_related("agent", "run", "workflow").order_by("id"))
     described = describe(changes)
+    counts = {"ran": 0, "waiting": 0, "stopped": 0}
+    # Counted in slices: a pause may hold tens of thousands, more than SQLite takes in one IN (…).
+    for start in range(0, len(ids), _SLICE):
+        found = Change.objects.filter(pk__in=ids[start : start + _SLICE]).values_list("status").annotate(n=Count("id"))
+        for status, n in found.order_by():
+            counts[_where_now(status)] += n
     return PauseMoment(
         event=event,
-        ran=[d for d in described if d.change.status in RAN],
-        waiting=[d for d in described if d.change.status not in (*RAN, *STOPPED)],
-        stopped=[d for d in described if d.change.status in STOPPED],
+        ran=[d for d in described if _where_now(d.change.status) == "ran"],
+        waiting=[d for d in described if _where_now(d.change.status) == "waiting"],
+        stopped=[d for d in described if _where_now(d.change.status) == "stopped"],
+        counts=counts,
         total=len(ids),
         shown=len(changes),
     )
+
+
+_SLICE = 5000
+
+
+def _where_now(status: str) -> str:
+    return "ran" if status in RAN else "stopped" if status in STOPPED else "waiting"
 
 
 HELD_SHOWN = 50

@@ -243,52 +243,53 @@ def _auto_pause_value(name: str, value) -> str:
     return "off" if value is None else AUTO_PAUSE_WORDS[name][1].format(value)
 
 
-def set_auto_pause(*, workflow: Workflow, actor: Actor, values: dict | None = None) -> AutoPause:
+def set_auto_pause(*, workflow: Workflow, actor: Actor, values: dict | None = None) -> list[str]:
     """Set the thresholds of `workflow`'s automatic pause to `values` (a setting left out keeps its
     value); a workflow without one gets one with the defaults, on. Writes an `auto_pause_changed`
-    event naming each setting that changed, from what to what."""
+    event naming each setting that changed, from what to what; returns those words (empty:
+    nothing changed, no event)."""
     with transaction.atomic():
         current = AutoPause.objects.select_for_update().filter(workflow=workflow).first()
         created = current is None
-        setting = current or AutoPause(workflow=workflow)
+        setting = current or AutoPause(workflow=workflow, enabled=True)
         before = {name: getattr(setting, name) for name in AUTO_PAUSE_WORDS}
         for name, value in (values or {}).items():
             if name in AUTO_PAUSE_WORDS:
                 setattr(setting, name, value)
-        if created and values is None:
-            setting.enabled = True
         changed = [n for n in AUTO_PAUSE_WORDS if getattr(setting, n) != before[n]]
         if not created and not changed:
-            return setting
+            return []
         setting.updated_by = actor.user
         setting.updated_at = timezone.now()
         setting.save()
-        workflow.auto_pause = setting
         if created:
-            said = "turned on with " + ", ".join(
-                f"{AUTO_PAUSE_WORDS[n][0]} {_auto_pause_value(n, getattr(setting, n))}"
-                for n in AUTO_PAUSE_WORDS
-                if n != "enabled"
-            )
+            said = [
+                "turned on with "
+                + ", ".join(
+                    f"{AUTO_PAUSE_WORDS[n][0]} {_auto_pause_value(n, getattr(setting, n))}"
+                    for n in AUTO_PAUSE_WORDS
+                    if n != "enabled"
+                )
+            ]
         else:
-            said = ", ".join(
+            said = [
                 f"{AUTO_PAUSE_WORDS[n][0]} {_auto_pause_value(n, before[n])} → "
                 f"{_auto_pause_value(n, getattr(setting, n))}"
                 for n in changed
-            )
+            ]
         details = {n: [before[n], getattr(setting, n)] for n in (AUTO_PAUSE_WORDS if created else changed)}
         audit.write(
             [
                 audit.Entry(
                     Event.Kind.AUTO_PAUSE_CHANGED,
                     actor,
-                    f"{actor.label}: automatic pause of {workflow.name}: {said}.",
+                    f"{actor.label}: automatic pause of {workflow.name}: {', '.join(said)}.",
                     workflow_id=workflow.pk,
                     details={"created": created, "changed": details},
                 )
             ]
         )
-    return setting
+    return said
 
 
 # The runbook's jobs: the field that names the person, and the job in words.

@@ -56,8 +56,8 @@ def workflow_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
     return _workflow_page(request, access.get_workflow_for(request, name))
 
 
-def _workflow_page(request: HtmxHttpRequest, workflow: Workflow, status: int = 200, **forms) -> HttpResponse:
-    """The workflow's page; `forms` replace the blank ones (a form sent back with its errors)."""
+def _workflow_page(request: HtmxHttpRequest, workflow: Workflow, status: int = 200, **sent_back) -> HttpResponse:
+    """The workflow's page; `sent_back` forms (with their errors) replace the blank ones."""
     may_pause = access.may_pause(request.user)
     auto_pause = AutoPause.objects.filter(workflow=workflow).first()
     jobs = selectors.runbook(workflow)
@@ -77,12 +77,12 @@ def _workflow_page(request: HtmxHttpRequest, workflow: Workflow, status: int = 2
     }
     context["held_total"] = next(c.total for c in context["counts"] if c.key == "held")
     if may_pause:
-        context["pause_form"] = forms.get("pause_form") or PauseForm()
-        context["resume_form"] = forms.get("resume_form") or ResumeForm()
-        context["auto_pause_form"] = forms.get("auto_pause_form") or (
+        context["pause_form"] = sent_back.get("pause_form") or PauseForm()
+        context["resume_form"] = sent_back.get("resume_form") or ResumeForm()
+        context["auto_pause_form"] = sent_back.get("auto_pause_form") or (
             AutoPauseForm(instance=auto_pause) if auto_pause else None
         )
-        context["runbook_form"] = forms.get("runbook_form") or RunbookForm(workflow=workflow)
+        context["runbook_form"] = sent_back.get("runbook_form") or RunbookForm(workflow=workflow)
     return render(request, "approvals/workflows/workflow_detail.html", context, status=status)
 
 
@@ -146,10 +146,8 @@ def workflow_auto_pause(request: HtmxHttpRequest, name: str) -> HttpResponse:
     form = AutoPauseForm(request.POST, instance=current)
     if not form.is_valid():
         return _workflow_page(request, workflow, status=422, auto_pause_form=form)
-    before = AutoPause.objects.get(pk=current.pk)
-    services.set_auto_pause(workflow=workflow, actor=actor, values=form.cleaned_data)
-    changed = any(getattr(before, n) != form.cleaned_data[n] for n in form.cleaned_data)
-    messages.success(request, "Saved the automatic pause." if changed else "Nothing changed.")
+    changed = services.set_auto_pause(workflow=workflow, actor=actor, values=form.cleaned_data)
+    messages.success(request, f"Saved the automatic pause: {', '.join(changed)}." if changed else "Nothing changed.")
     return redirect(workflow.get_absolute_url())
 
 

@@ -156,9 +156,11 @@ def test_changing_a_threshold_says_what_changed(client, operator, workflow):
     current = AutoPause.objects.create(workflow=workflow)
     client.force_login(operator)
     response = client.post(
-        "/workflows/ticket-triage/auto-pause/", settings_of(current, max_rejection_pct=25, max_undo_pct="")
+        "/workflows/ticket-triage/auto-pause/", settings_of(current, max_rejection_pct=25, max_undo_pct=""), follow=True
     )
-    assert response.status_code == 302
+    assert "Saved the automatic pause: rejection threshold 30% → 25%, undo threshold 20% → off." in (
+        response.content.decode()
+    )
     event = Event.objects.get(kind=Event.Kind.AUTO_PAUSE_CHANGED)
     assert event.message == (
         "otto: automatic pause of ticket-triage: rejection threshold 30% → 25%, undo threshold 20% → off."

@@ -163,3 +163,15 @@ def test_the_dashboard_links_each_workflow_and_offers_its_switch(client, operato
     page = client.get("/").content.decode()
     assert 'href="/workflows/ticket-triage/"' in page
     assert "/pause/" not in page and "/resume/" not in page and "stop-all" not in page
+
+
+def test_a_long_pause_list_is_counted_whole_and_listed_in_part(client, operator, api, workflow, monkeypatch):
+    from approvals.workflows import selectors
+
+    monkeypatch.setattr(selectors, "_SLICE", 2)  # counted in several slices
+    ids = post(api, make_tickets(5))
+    pause_workflow(workflow=workflow, actor=Actor.person(operator), reason="checking")
+    Change.objects.filter(pk__in=ids[3:]).update(status=S.APPLIED)
+    moment = selectors.pause_moment(workflow, limit=3)
+    assert moment.counts == {"ran": 2, "waiting": 3, "stopped": 0}
+    assert (moment.total, moment.shown, len(moment.waiting), moment.ran) == (5, 3, 3, [])
