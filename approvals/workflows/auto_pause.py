@@ -95,7 +95,10 @@ def check_after_commit(workflow_ids: Iterable[int], signals: tuple[str, ...], *,
     """
     ids = sorted(set(workflow_ids))
     if ids:
-        transaction.on_commit(partial(_check_each, ids, signals, fields or {}))
+        # Only those with an automatic pause on: for the others nothing waits for the commit.
+        ids = list(AutoPause.objects.filter(workflow_id__in=ids, enabled=True).values_list("workflow_id", flat=True))
+    if ids:
+        transaction.on_commit(partial(_check_each, sorted(ids), signals, fields or {}))
 
 
 def _check_each(workflow_ids: list[int], signals: tuple[str, ...], fields: dict) -> None:
