@@ -249,9 +249,9 @@ def _burst(config: AutoPause, window: Window, fields) -> Reading:
     if ceiling is None:
         return _off(BURST, label)
     since = window.since(seconds=BURST_SECONDS)
-    # Counting stops past the ceiling: an index range of at most ceiling + 1 entries.
-    applied = Change.objects.filter(workflow_id=config.workflow_id, applied_at__gte=since)[: ceiling + 1].count()
-    reads = f"{_n(applied, 'change')}{'+' if applied > ceiling else ''} applied in the last minute"
+    # A count over the index (workflow, applied_at): one entry per change applied in the minute.
+    applied = Change.objects.filter(workflow_id=config.workflow_id, applied_at__gte=since).count()
+    reads = f"{_n(applied, 'change')} applied in the last minute"
     reason = f"paused automatically: {reads.replace(' applied', ' were applied')}, more than {ceiling}"
     return Reading(
         BURST,
