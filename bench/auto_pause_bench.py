@@ -34,7 +34,7 @@ DB_PATH = BENCH_DIR / "auto_pause.sqlite3"
 BACKDROP = 10_000
 DECISIONS = 1_000
 ROUND_CHANGES = 1_000
-PAIRS = 6
+PAIRS = 10
 CHECK_REPEATS = 300
 TAGS = ["billing", "login", "refund", "bug", "sales", "shipping", "account", "urgent", "vat", "api"]
 

@@ -78,7 +78,8 @@ SAME_VALUE_SCAN = 3_000
 @dataclass(frozen=True)
 class Reading:
     """One signal as it reads now: `label` names it, `reads` says what it measures now and
-    `threshold` what would pause, in plain words; `reason` is the pause's reason when `tripped`."""
+    `threshold` what would pause, in plain words. `tripped`: it crossed its threshold (whether the
+    automatic pause is on is the AutoPause row's `enabled`); `reason` is then the pause's reason."""
 
     signal: str
     label: str
@@ -284,7 +285,7 @@ def _same_value(config: AutoPause, window: Window, fields: dict | None) -> Readi
         .order_by("-applied_at")
         .values("pk")[:SAME_VALUE_SCAN]
     )
-    applied = Change.objects.filter(pk__in=latest, operation=Change.Operation.UPDATE)
+    applied = Change.objects.filter(pk__in=latest, operation=Change.Operation.UPDATE).order_by()
     if fields is None:
         fields = _fields_of(applied[:_FIELDS_SAMPLE])
     top = None  # (records, record type, field, value)

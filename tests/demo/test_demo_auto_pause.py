@@ -77,10 +77,23 @@ def test_the_bad_run_pauses_ticket_triage_and_alerts_its_runbook(demo, mailoutbo
     pause = Event.objects.get(kind=Event.Kind.PAUSED)
     assert pause.details["signal"] == "same_value"
 
+    # The demo agent again, minutes later: ticket-triage holds its changes; the others run on.
+    call_command("demo_agent", seed=2)
+    for run in Run.objects.filter(pk__gt=bad.pk).order_by("id"):
+        apply_queued(run)
+        if run.workflow.name == "ticket-triage":
+            assert not run.changes.filter(status__in=[S.QUEUED, S.APPLIED]).exists()
+    assert list(Workflow.objects.filter(state=Workflow.State.PAUSED).values_list("name", flat=True)) == [
+        "ticket-triage"
+    ]
+    assert Event.objects.filter(kind=Event.Kind.PAUSED).count() == 1
+
     send_pause_alert(event_id=pause.pk)
     mail = mailoutbox[-1]
     assert {"maya@countersign-demo.example", "chris@countersign-demo.example"} <= set(mail.to)
-    assert "- maya pauses it\n- chris approves undoing it\n- lee reruns it after a fix\n- sam reads the logs" in mail.body
+    assert (
+        "- maya pauses it\n- chris approves undoing it\n- lee reruns it after a fix\n- sam reads the logs" in mail.body
+    )
     assert f"{settings.SITE_URL}/workflows/ticket-triage/" in mail.body
 
 
