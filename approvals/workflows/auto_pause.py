@@ -98,7 +98,7 @@ def check_after_commit(workflow_ids: Iterable[int], signals: tuple[str, ...], *,
 
     After the commit, so the check reads the outcomes it is about and its own pause is a
     transaction of its own: a check can neither roll back nor delay the decision or the apply
-    that moved the numbers. `fields` ({record type: field names}) are what an apply batch set.
+    that moved the numbers. `fields` (`fields_of`) are what an apply batch set.
     """
     ids = sorted(set(workflow_ids))
     if ids:
@@ -290,8 +290,8 @@ def _same_value(config: AutoPause, window: Window, fields: dict | None) -> Readi
         fields = _fields_of(applied[:_FIELDS_SAMPLE])
     top = None  # (records, record type, field, value)
     for record_type, names in sorted(fields.items()):
-        for name in sorted(names):
-            found = _most_set(applied.filter(record_type=record_type), name)
+        for name, values in sorted(names.items()):
+            found = _most_set(applied.filter(record_type=record_type), name, values)
             if found is not None and (top is None or found[0] > top[0]):
                 top = (found[0], record_type, name, found[1])
     threshold = f"more than {ceiling} records within {_n(minutes, 'minute')}"
@@ -351,15 +351,15 @@ class _ArrayLength(Func):
         return super().as_sql(compiler, connection, function="JSONB_ARRAY_LENGTH", **extra)
 
 
-def _most_set(applied, name: str) -> tuple[int, object] | None:
+def _most_set(applied, name: str, values: set[str] | None) -> tuple[int, object] | None:
     """(records, value): the value the most records got in field `name` among `applied`, in one
-    GROUP BY (a reviewer's correction is what was applied). A record set twice counts twice:
-    it was written twice."""
+    GROUP BY (a reviewer's correction is what was applied), among `values` if given (the batch's:
+    only they can have grown). A record set twice counts twice: it was written twice."""
     value = Case(When(edited_values__isnull=True, then=KT(f"values__{name}")), default=KT(f"edited_values__{name}"))
+    among = applied.annotate(set_to=value)
+    among = among.filter(set_to__in=sorted(values)) if values else among.filter(set_to__isnull=False)
     row = (
-        applied.annotate(set_to=value)
-        .filter(set_to__isnull=False)
-        .values("set_to")
+        among.values("set_to")
         .annotate(records=Sum(_ArrayLength(F("applied_record_ids"))))
         .order_by("-records")
         .values_list("records", "set_to")
@@ -368,19 +368,28 @@ def _most_set(applied, name: str) -> tuple[int, object] | None:
     return (int(row[0] or 0), row[1]) if row else None
 
 
-def _fields_of(changes) -> dict[str, set[str]]:
-    fields: dict[str, set[str]] = {}
+def _fields_of(changes) -> dict[str, dict[str, None]]:
+    """The fields `changes` set, any value (None: no filter on values)."""
+    fields: dict[str, dict[str, None]] = {}
     for record_type, values, edited in changes.values_list("record_type", "values", "edited_values"):
-        fields.setdefault(record_type, set()).update(edited if edited is not None else values)
+        fields.setdefault(record_type, {}).update(dict.fromkeys(edited if edited is not None else values))
     return fields
 
 
-def fields_of(changes: Iterable[Change]) -> dict[str, set[str]]:
-    """{record type: field names} an apply batch set, for the same-value check (updates only)."""
-    fields: dict[str, set[str]] = {}
+def fields_of(changes: Iterable[Change]) -> dict[str, dict[str, set[str] | None]]:
+    """{record type: {field: the values set}} of an apply batch's updates, for the same-value check:
+    only those values can have grown. Text values are matched in SQL as they are; a field also set
+    to a number, yes/no or nothing is grouped over all its values (None)."""
+    fields: dict[str, dict[str, set[str] | None]] = {}
     for change in changes:
-        if change.operation == Change.Operation.UPDATE:
-            fields.setdefault(change.record_type, set()).update(change.values_to_apply())
+        if change.operation != Change.Operation.UPDATE:
+            continue
+        names = fields.setdefault(change.record_type, {})
+        for name, value in change.values_to_apply().items():
+            if isinstance(value, str) and names.get(name, set()) is not None:
+                names.setdefault(name, set()).add(value)
+            else:
+                names[name] = None
     return fields
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 
 import pytest
 from countersign_client import Client
@@ -78,6 +79,7 @@ def test_the_bad_run_pauses_ticket_triage_and_alerts_its_runbook(demo, mailoutbo
     assert pause.details["signal"] == "same_value"
 
     # The demo agent again, minutes later: ticket-triage holds its changes; the others run on.
+    time.sleep(1.1)  # the demo agent names its operations by the second
     call_command("demo_agent", seed=2)
     for run in Run.objects.filter(pk__gt=bad.pk).order_by("id"):
         apply_queued(run)
