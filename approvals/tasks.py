@@ -11,6 +11,7 @@ from celery import shared_task
 from .agents.callbacks import deliver_decision, deliver_many
 from .apply.services import apply_changes, sweep
 from .review.digest import send_review_digests
+from .workflows.alerts import send_pause_alert
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -38,3 +39,9 @@ def deliver_callbacks_task(delivery_ids: list[int]) -> int:
 @shared_task
 def send_review_digests_task() -> dict:
     return send_review_digests()
+
+
+@shared_task(acks_late=True)
+def send_pause_alert_task(event_id: int) -> bool:
+    """Email the alert of one pause (its `paused` event); sends once however often it runs."""
+    return send_pause_alert(event_id=event_id)

@@ -21,6 +21,7 @@ from undo.history import Tags
 from .. import lifecycle
 from ..lifecycle import Actor
 from ..models import Change
+from ..workflows import auto_pause
 
 logger = logging.getLogger(__name__)
 S = Change.Status
@@ -46,6 +47,11 @@ def apply_changes(*, change_ids: Iterable[int]) -> dict[str, int]:
     with _heartbeat(claimed):
         for change in claimed:
             counts[_apply_one(change, worker)] += 1
+    # Once for the batch, not per change: its outcomes can move these signals only. Each change
+    # committed in its own transaction above, so the check reads them all (see auto_pause).
+    auto_pause.check_after_commit(
+        {c.workflow_id for c in claimed}, auto_pause.AFTER_APPLY, fields=auto_pause.fields_of(claimed)
+    )
     return counts
 
 

@@ -17,6 +17,7 @@ from .. import access, audit, lifecycle
 from ..apply.services import enqueue_apply
 from ..lifecycle import WAITING, Actor
 from ..models import Approval, Change, Event
+from ..workflows import auto_pause
 
 logger = logging.getLogger(__name__)
 S = Change.Status
@@ -57,7 +58,10 @@ def _locked(change: Change) -> Change:
 def approve_change(*, change: Change, user, values: dict | None = None) -> Change:
     """A person approves, optionally with corrected `values`. Once the change has the approvals
     it needs, from as many different people, it is queued and a worker applies it."""
-    return _approve(change, user, values, queued=None)
+    change = _approve(change, user, values, queued=None)
+    if change.status not in WAITING:  # decided, not one approval of several
+        auto_pause.check_after_commit([change.workflow_id], auto_pause.AFTER_REVIEW)
+    return change
 
 
 def _approve(change: Change, user, values: dict | None, queued: list[int] | None) -> Change:
@@ -145,6 +149,12 @@ def _edit(change: Change, user, values: dict) -> dict | None:
 
 def reject_change(*, change: Change, user, reason: str) -> Change:
     """A person rejects, with a reason the agent can read. One rejection decides."""
+    change = _reject(change, user, reason)
+    auto_pause.check_after_commit([change.workflow_id], auto_pause.AFTER_REVIEW)
+    return change
+
+
+def _reject(change: Change, user, reason: str) -> Change:
     reason = reason.strip()
     with transaction.atomic():
         change = _locked(change)
@@ -176,7 +186,7 @@ class BulkOutcome:
 
 def approve_many(*, change_ids: Iterable[int], user) -> BulkOutcome:
     """Approve each change through the same path as one click: one approval per change, four-eyes intact."""
-    outcome, queued = BulkOutcome(), []
+    outcome, queued, decided = BulkOutcome(), [], []
     # One transaction, so the workers' batch is recorded with the approvals (each is its own savepoint).
     with transaction.atomic():
         for change in Change.objects.filter(pk__in=list(change_ids)).order_by("id"):
@@ -185,9 +195,15 @@ def approve_many(*, change_ids: Iterable[int], user) -> BulkOutcome:
             except (NotAllowed, lifecycle.ChangeMoved, lifecycle.IllegalTransition) as exc:
                 _skip(outcome, change, exc)
                 continue
-            (outcome.awaiting_more if change.status in WAITING else outcome.decided).append(change.pk)
+            if change.status in WAITING:
+                outcome.awaiting_more.append(change.pk)
+            else:
+                outcome.decided.append(change.pk)
+                decided.append(change)
         if queued:
             enqueue_apply(queued)
+        # Once for the bulk decision, not per change.
+        auto_pause.check_after_commit({c.workflow_id for c in decided}, auto_pause.AFTER_REVIEW)
     return outcome
 
 
@@ -195,14 +211,17 @@ def reject_many(*, change_ids: Iterable[int], user, reason: str) -> BulkOutcome:
     """Reject each change with the same reason, each on its own (one may have been decided meanwhile)."""
     if not reason.strip():
         raise NotAllowed("Say why you reject these changes: the agent reads the reason.")
-    outcome = BulkOutcome()
+    outcome, workflow_ids = BulkOutcome(), set()
     for change in Change.objects.filter(pk__in=list(change_ids)).order_by("id"):
         try:
-            reject_change(change=change, user=user, reason=reason)
+            _reject(change, user, reason)
         except (NotAllowed, lifecycle.ChangeMoved, lifecycle.IllegalTransition) as exc:
             _skip(outcome, change, exc)
             continue
         outcome.decided.append(change.pk)
+        workflow_ids.add(change.workflow_id)
+    # Once for the bulk decision, not per change (each rejection committed on its own above).
+    auto_pause.check_after_commit(workflow_ids, auto_pause.AFTER_REVIEW)
     return outcome
 
 

@@ -9,6 +9,7 @@ from undo.host import changes_redone, changes_undone, undo_finished, undo_reques
 from .. import audit, lifecycle
 from ..lifecycle import Actor
 from ..models import Change, Event, Run
+from ..workflows import auto_pause
 
 S = Change.Status
 K = Event.Kind
@@ -55,6 +56,14 @@ def record_undo_finished(sender, *, undo, **kwargs):
         f"{_n(len(undo.change_ids_done), 'change')} {'undone' if undo.undoes_changes else 'put back'}. "
         "Nothing more happens unless it is itself undone.",
     )
+    if undo.undoes_changes and undo.change_ids_done:
+        # Once per undo, when it has finished (not per chunk), for the workflows it took changes
+        # back from: a run's undo is of its run's workflow; a record restored may span several.
+        if undo.run_id:
+            workflow_ids = Run.objects.filter(pk=undo.run_id).values_list("workflow_id", flat=True)
+        else:
+            workflow_ids = Change.objects.filter(pk__in=undo.change_ids_done).values_list("workflow_id", flat=True)
+        auto_pause.check_after_commit(set(workflow_ids), auto_pause.AFTER_UNDO)
 
 
 def _n(count: int, word: str) -> str:

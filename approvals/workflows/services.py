@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
+from countersign.outbox.dispatcher import dispatch
 from undo import registry
 
 from .. import audit, lifecycle, rules
@@ -52,7 +53,8 @@ class Paused:
 def pause_workflow(*, workflow: Workflow, actor: Actor, reason: str, details: dict | None = None) -> Paused:
     """Pause `workflow`: nothing of it starts applying once this commits (the worker reads the state
     in the transaction of each claim and each apply), what was queued is held, new proposals and
-    approvals are held. Pausing a paused workflow does nothing. Writes the `paused` event."""
+    approvals are held. Pausing a paused workflow does nothing. Writes the `paused` event, and
+    hands the pause alert (an email to the runbook's people and the owner) to the workers."""
     reason = " ".join(reason.split())[:REASON_MAX] or "no reason given"
     with transaction.atomic():
         # Locked, so a worker's claim (which reads the row FOR SHARE) waits for this commit.
@@ -91,6 +93,14 @@ def pause_workflow(*, workflow: Workflow, actor: Actor, reason: str, details: di
                 )
             ]
         )
+        # This pause's event: the row lock above keeps any other pause of the workflow out.
+        event_id = (
+            Event.objects.filter(workflow=workflow, kind=Event.Kind.PAUSED)
+            .order_by("-created_at", "-id")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        dispatch("approvals.tasks.send_pause_alert_task", [event_id])
     return outcome
 
 

@@ -29,6 +29,7 @@ from ..models import AutoPause, Change, Workflow
 from ..review import items
 from ..undoing import scopes as undo_scopes
 from . import selectors, services
+from .auto_pause import readings as auto_pause_readings
 from .forms import AutoPauseForm, PauseForm, ResumeForm, RunbookForm
 
 
@@ -67,6 +68,7 @@ def _workflow_page(request: HtmxHttpRequest, workflow: Workflow, status: int = 2
         "counts": selectors.workflow_counts(workflow),
         "runs": selectors.recent_runs(workflow),
         "auto_pause": auto_pause,
+        "readings": auto_pause_readings(workflow) if auto_pause and auto_pause.enabled else [],
         "runbook": jobs,
         "runbook_problems": [j for j in jobs if not j.ok],
         "pause_moment": selectors.pause_moment(workflow),

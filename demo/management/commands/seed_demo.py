@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from simple_history.utils import bulk_create_with_history
 
-from approvals.models import Agent, Workflow, hash_token
+from approvals.models import Agent, AutoPause, Workflow, hash_token
 from approvals.rules import latest_rule_set
 from approvals.rules.editing import save_rules
 from demo.models import Customer, Invoice, Refund, Ticket
@@ -25,12 +25,25 @@ USERS = [
     ("reviewer", ["reviewers"], False, "reviewer: approves or rejects in every queue"),
     ("finance", ["finance"], False, "finance owner: reviews and owns invoices and refunds"),
     ("support", ["support"], False, "support owner: reviews and owns customers and tickets"),
+    # The runbooks' people: names, not roles, each in the group its job needs.
+    ("maya", ["operators"], False, "maya (operators): pauses the demo workflows"),
+    ("chris", ["support"], False, "chris (support): approves undoing ticket and customer changes"),
+    ("nina", ["finance"], False, "nina (finance): approves undoing refund changes"),
+    ("lee", ["operators"], False, "lee (operators): reruns a workflow after a fix"),
+    ("sam", ["reviewers"], False, "sam (reviewers): reads the logs afterwards"),
 ]
 WORKFLOWS = [
     ("ticket-triage", "Ticket triage", "support"),
     ("refund-bot", "Refund bot", "finance"),
     ("account-sync", "Account sync", "support"),
 ]
+# Each demo workflow's runbook: who pauses it, approves undoing it, reruns it, reads the logs.
+RUNBOOKS = {
+    "ticket-triage": ("maya", "chris", "lee", "sam"),
+    "refund-bot": ("maya", "nina", "lee", "sam"),
+    "account-sync": ("maya", "chris", "lee", "sam"),
+}
+RUNBOOK_FIELDS = ("runbook_pauser", "runbook_undo_approver", "runbook_rerunner", "runbook_log_reader")
 
 
 def _rule(rule_id: str, name: str, match: str, rows: list, decision: str = "review", group="", approvals=1) -> dict:
@@ -273,10 +286,17 @@ class Command(BaseCommand):
             user.groups.set(Group.objects.filter(name__in=groups))
         for name, title, owner in WORKFLOWS:
             # A digest after ten minutes of waiting, so that trying the demo shows one.
-            Workflow.objects.get_or_create(
+            workflow, _ = Workflow.objects.get_or_create(
                 name=name,
                 defaults={"title": title, "owner": User.objects.get(username=owner), "review_wait_threshold": 10},
             )
+            # The automatic pause with its defaults: it pauses ticket-triage on the demo's bad run.
+            AutoPause.objects.get_or_create(workflow=workflow)
+            if not any(getattr(workflow, f"{job}_id") for job in RUNBOOK_FIELDS):
+                # Filled once: a runbook a person has edited since is theirs.
+                for job, username in zip(RUNBOOK_FIELDS, RUNBOOKS[name], strict=True):
+                    setattr(workflow, job, User.objects.get(username=username))
+                workflow.save(update_fields=list(RUNBOOK_FIELDS))
 
     def rules(self) -> str:
         """The demo rules, unless a person has edited the rules since (their edit is kept)."""
