@@ -398,7 +398,7 @@ def fields_of(changes: Iterable[Change]) -> dict[str, dict[str, set[str] | None]
 
 def _rate(signal, label, config, window, *, bad, total, threshold, what, were, extra=None) -> Reading:
     minimum = max(config.min_sample, 1)
-    words = f"{threshold}%, once {minimum} {what} {'is' if minimum == 1 else 'are'} counted"
+    words = f"{threshold}% or more, once {minimum} {what} {'is' if minimum == 1 else 'are'} counted"
     numbers = {"bad": bad, "total": total, "threshold_pct": threshold, "min_sample": minimum, **(extra or {})}
     if total < minimum:
         reads = f"{total} {what} {window.words(config.window_minutes)}; a rate needs {minimum}"

@@ -355,7 +355,7 @@ def test_readings_say_each_signal_in_plain_words(agent, workflow):
     read = {r.signal: r for r in auto_pause.readings(workflow)}
     assert list(read) == list(auto_pause.SIGNALS)
     assert read["rejections"].reads == "0 reviewed changes in the last 60 minutes; a rate needs 10"
-    assert read["rejections"].threshold == "30%, once 10 reviewed changes are counted"
+    assert read["rejections"].threshold == "30% or more, once 10 reviewed changes are counted"
     assert read["failures"].reads == "3 applies in the last 60 minutes; a rate needs 10"
     assert read["burst"].reads == "3 changes applied in the last minute"
     assert read["burst"].threshold == "more than 300 a minute"

@@ -137,8 +137,9 @@ def test_the_automatic_pause_reads_its_thresholds(client, operator, workflow):
     AutoPause.objects.create(workflow=workflow, max_undo_pct=None)
     client.force_login(operator)
     page = client.get("/workflows/ticket-triage/").content.decode()
-    assert "more than 30% of reviewed changes were rejected" in page
-    assert "more than 20% of applied changes were undone" not in page
+    assert "Rejected in review" in page
+    assert "30% or more, once 10 reviewed changes are counted" in page
+    assert "20% or more, once 10 applied changes are counted" not in page  # that signal is off
     assert "Change the thresholds" in page
 
 
