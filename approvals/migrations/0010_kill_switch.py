@@ -26,7 +26,7 @@ class Migration(migrations.Migration):
                 ('max_failure_pct', models.PositiveSmallIntegerField(blank=True, default=20, help_text='Pause when this share (%) of applies failed or conflicted', null=True)),
                 ('max_undo_pct', models.PositiveSmallIntegerField(blank=True, default=20, help_text='Pause when this share (%) of applied changes were undone', null=True)),
                 ('max_applied_per_minute', models.PositiveIntegerField(blank=True, default=300, help_text='Pause when more changes than this are applied in a minute', null=True)),
-                ('max_same_value', models.PositiveIntegerField(blank=True, default=25, help_text='Pause when one field is set to the same value on more records than this …', null=True)),
+                ('max_same_value', models.PositiveIntegerField(blank=True, default=30, help_text='Pause when one field is set to the same value on more records than this …', null=True)),
                 ('same_value_minutes', models.PositiveIntegerField(default=10, help_text='… within this many minutes')),
                 ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
             ],

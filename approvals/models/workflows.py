@@ -124,7 +124,7 @@ class AutoPause(models.Model):
     max_same_value = models.PositiveIntegerField(
         null=True,
         blank=True,
-        default=25,
+        default=30,
         help_text="Pause when one field is set to the same value on more records than this …",
     )
     same_value_minutes = models.PositiveIntegerField(default=10, help_text="… within this many minutes")

@@ -22,7 +22,7 @@ def test_the_demo_agent_posts_four_runs_over_http(live_server, settings, tmp_pat
     runs = {r.external_id.rsplit("-", 1)[0]: r for r in Run.objects.all()}
     assert set(runs) == {"triage", "accounts", "refunds", "bad-tags"}
     bad = runs["bad-tags"].changes
-    assert bad.count() == 40
+    assert bad.count() == 60
     assert bad.filter(status=Change.Status.QUEUED).count() > 20  # the rules let most of it through
     assert not runs["refunds"].changes.exclude(status=Change.Status.PENDING_REVIEW).exists()
     # Running it again with --if-first posts nothing.

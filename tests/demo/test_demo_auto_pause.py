@@ -1,4 +1,4 @@
-"""The demo's automatic pause, with its default thresholds: the bad run (40 tickets tagged spam,
+"""The demo's automatic pause, with its default thresholds: the bad run (60 tickets tagged spam,
 auto-applied) pauses ticket-triage; the good runs, posted twice within ten minutes, pause nothing."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def approve_waiting(run: Run) -> None:
 
 def test_seed_demo_gives_each_workflow_the_default_automatic_pause_and_a_runbook(demo):
     for workflow in Workflow.objects.all():
-        assert AutoPause.objects.get(workflow=workflow).max_same_value == 25
+        assert AutoPause.objects.get(workflow=workflow).max_same_value == 30
         people = [workflow.runbook_pauser, workflow.runbook_undo_approver, workflow.runbook_rerunner]
         assert all(p is not None and p.is_active and p.email for p in [*people, workflow.runbook_log_reader])
     triage = Workflow.objects.get(name="ticket-triage")
@@ -62,7 +62,7 @@ def test_the_bad_run_pauses_ticket_triage_and_alerts_its_runbook(demo, mailoutbo
         apply_queued(run)
         assert not Workflow.objects.filter(state=Workflow.State.PAUSED).exists()
     bad = runs[3]
-    assert bad.changes.filter(status=S.QUEUED).count() > 25
+    assert bad.changes.filter(status=S.QUEUED).count() > 30
     apply_queued(bad)
     # (A ticket the triage run tagged first is a conflict: the agent saw it untagged.)
     spam = bad.changes.filter(status=S.APPLIED).count()
@@ -70,7 +70,7 @@ def test_the_bad_run_pauses_ticket_triage_and_alerts_its_runbook(demo, mailoutbo
     triage = Workflow.objects.get(name="ticket-triage")
     assert triage.is_paused
     assert re.fullmatch(
-        r"paused automatically: 'Tags' was set to spam on (\d+) tickets in the last 10 minutes, more than 25",
+        r"paused automatically: 'Tags' was set to spam on (\d+) tickets in the last 10 minutes, more than 30",
         triage.pause_reason,
     )
     assert f"on {spam} tickets" in triage.pause_reason

@@ -128,7 +128,7 @@ def _spam(rng: random.Random, stamp: str) -> list[dict]:
             "confidence": 0.92,
             "reasoning": "The message was sent from a mail server; automated mail is spam.",
         }
-        for ticket in rng.sample(tickets, min(40, len(tickets)))
+        for ticket in rng.sample(tickets, min(60, len(tickets)))
     ]
 
 

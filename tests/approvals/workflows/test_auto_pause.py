@@ -346,7 +346,7 @@ def test_the_defaults_are_sensible(workflow):
     config = AutoPause.objects.create(workflow=workflow)
     assert (config.window_minutes, config.sample_size, config.min_sample) == (60, 20, 10)
     assert (config.max_rejection_pct, config.max_failure_pct, config.max_undo_pct) == (30, 20, 20)
-    assert (config.max_applied_per_minute, config.max_same_value, config.same_value_minutes) == (300, 25, 10)
+    assert (config.max_applied_per_minute, config.max_same_value, config.same_value_minutes) == (300, 30, 10)
 
 
 def test_readings_say_each_signal_in_plain_words(agent, workflow):
@@ -360,7 +360,7 @@ def test_readings_say_each_signal_in_plain_words(agent, workflow):
     assert read["burst"].reads == "3 changes applied in the last minute"
     assert read["burst"].threshold == "more than 300 a minute"
     assert read["same_value"].reads == "'Tags' was set to billing on 3 tickets in the last 10 minutes"
-    assert read["same_value"].threshold == "more than 25 records within 10 minutes"
+    assert read["same_value"].threshold == "more than 30 records within 10 minutes"
     assert not any(r.tripped for r in read.values())
 
 
