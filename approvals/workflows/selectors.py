@@ -338,10 +338,14 @@ def workflow_events(workflow: Workflow, limit: int = WORKFLOW_EVENTS) -> list[Ev
 
 
 def record_types_of(workflow: Workflow) -> list[str]:
-    """The record types the workflow's agents propose for (the union of their record types)."""
-    found: set[str] = set()
-    for names in workflow.agents.values_list("record_types", flat=True):
-        found.update(names or [])
+    """The record types the workflow changes: those its changes were proposed for; before it has
+    any, those its agents may propose for (an agent serving several workflows may propose for
+    more types than this one ever touches, so its changes are the better answer)."""
+    proposed = Change.objects.filter(workflow=workflow).values_list("record_type", flat=True).distinct()
+    found = set(proposed.order_by())
+    if not found:
+        for names in workflow.agents.values_list("record_types", flat=True):
+            found.update(names or [])
     return sorted(found)
 
 
@@ -364,14 +368,15 @@ class RunbookJob:
         return f"{self.person.get_username()} {self.job}" if self.person else f"nobody {self.job}"
 
 
-def runbook(workflow: Workflow) -> list[RunbookJob]:
+def runbook(workflow: Workflow, record_types: list[str] | None = None) -> list[RunbookJob]:
     """The workflow's runbook, each job checked against the permission it needs: pausing needs
     an operator or admin; approving an undo and rerunning need the undo permission on every record
-    type its agents propose for; reading the logs needs to see all of its runs."""
+    type it changes (`record_types`: a run's page passes the run's); reading the logs needs to see
+    all of its runs."""
     ids = [getattr(workflow, f"{f}_id") for f in RUNBOOK_JOBS]
     people = get_user_model().objects.filter(pk__in=[pk for pk in ids if pk]).prefetch_related("groups")
     people = {u.pk: u for u in people}
-    types = record_types_of(workflow)
+    types = record_types_of(workflow) if record_types is None else record_types
     jobs = []
     for (field_name, job), pk in zip(RUNBOOK_JOBS.items(), ids, strict=True):
         person = people.get(pk)

@@ -41,7 +41,8 @@ class Paused:
         w = self.workflow
         if self.already:
             return f"{w.name} was already paused by {w.paused_by_label} ({w.pause_reason})."
-        parts = [f"{len(self.held)} queued change{'s' if len(self.held) != 1 else ''} held"]
+        n = len(self.held)
+        parts = [f"{n} queued change{'s' if n != 1 else ''} held" if n else "nothing was queued"]
         if self.applying:
             n = len(self.applying)
             parts.append(

@@ -246,7 +246,7 @@ def run_detail(request: HtmxHttpRequest, run_id: int) -> HttpResponse:
         "owners": sorted({registry.get(t).owner_group for t in record_types}),
         "undos": undos,
     }
-    context["runbook"] = jobs = selectors.runbook(run.workflow)
+    context["runbook"] = jobs = selectors.runbook(run.workflow, record_types or None)
     context["runbook_problems"] = [j for j in jobs if not j.ok]
     return render(request, "approvals/run_detail.html", context)
 

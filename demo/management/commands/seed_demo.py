@@ -29,7 +29,7 @@ USERS = [
     ("maya", ["operators"], False, "maya (operators): pauses the demo workflows"),
     ("chris", ["support"], False, "chris (support): approves undoing ticket and customer changes"),
     ("nina", ["finance"], False, "nina (finance): approves undoing refund changes"),
-    ("lee", ["operators"], False, "lee (operators): reruns a workflow after a fix"),
+    ("lee", ["support", "finance"], False, "lee (support, finance): reruns a workflow after a fix"),
     ("sam", ["reviewers"], False, "sam (reviewers): reads the logs afterwards"),
 ]
 WORKFLOWS = [
