@@ -2,7 +2,8 @@
 
 In words:
 - admins (superusers) see everything and may do everything;
-- operators see everything, and edit routing rules (the kill switch lands here);
+- operators see everything, edit routing rules, and pause and resume workflows (the kill switch:
+  a workflow's page, the dashboard's pause buttons, "Stop all agents");
 - reviewers (the "reviewers" group) review every queue, so they see every change, and read the rest;
 - a record owner group (support owns tickets, finance owns invoices; see each record type's
   registration) sees the changes, runs and records of its record types and the changes routed
@@ -30,7 +31,7 @@ from django.shortcuts import render
 
 from undo import registry
 
-from .models import Change, Run
+from .models import Change, Run, Workflow
 
 REVIEW_ALL = "reviewers"
 OPERATORS = "operators"
@@ -189,6 +190,26 @@ def may_edit_rules(user) -> bool:
 def check_may_edit_rules(user) -> None:
     if not may_edit_rules(user):
         raise PermissionDenied("Only operators and admins edit routing rules.")
+
+
+def may_pause(user) -> bool:
+    """Operators and admins pause and resume workflows (and stop them all), people only; they also
+    edit a workflow's automatic pause and its runbook."""
+    return _person(user) and (user.is_superuser or OPERATORS in groups_of(user))
+
+
+def check_may_pause(user) -> None:
+    if not may_pause(user):
+        raise PermissionDenied("Only operators and admins pause and resume workflows.")
+
+
+def get_workflow_for(request: HttpRequest, name: str) -> Workflow:
+    """The workflow called `name`, for every member (its page is how people see what it does and
+    whether it is paused); 404 to anyone else, and for a workflow that does not exist."""
+    workflow = Workflow.objects.select_related("owner", "paused_by").filter(name=name).first()
+    if workflow is None or not is_member(request.user):
+        raise Http404("No such workflow")
+    return workflow
 
 
 # Refusals and people in no group ------------------------------------------------------
