@@ -23,7 +23,7 @@ def post_low_risk(api, ticket, operation_id="low"):
     response = api.post(
         "/api/v1/changes", {"workflow": "ticket-triage", "run": "r-1", **ticket_change(ticket, operation_id)}
     )
-    assert response.status_code == 201, response.content
+    assert response.status_code in (201, 202), response.content  # 202: held
     return response.json()
 
 
@@ -61,13 +61,24 @@ def test_resuming_routes_held_changes_again(api, workflow, support, django_captu
     assert (again.status, again.decision, again.review_group) == (S.PENDING_REVIEW, "review", "support")
     assert again.decision_explanation.startswith("Held for support review")
     assert again.rule_set.version == 2
-    # A person's approval stands: it is queued for a worker.
+    # A person's approval given under the rules before: asked again, not silently applied.
     waiting.refresh_from_db()
-    assert waiting.status == S.QUEUED and waiting.enqueued_at is not None
-    assert (outcome.queued, outcome.to_review, outcome.refused) == ([waiting.pk], [again.pk], [])
-    assert len(callbacks) >= 1  # the queued change is handed to the workers after commit
+    assert waiting.status == S.PENDING_REVIEW and waiting.approver is None
+    assert (outcome.queued, outcome.to_review, outcome.refused, outcome.asked_again) == (
+        [],
+        [again.pk],
+        [],
+        [waiting.pk],
+    )
+    assert outcome.why[waiting.pk] == "the rules changed since sam approved it (v1 → v2)"
+    assert not callbacks  # nothing queued, nothing for the workers
     assert Event.objects.filter(change=again, from_status=S.HELD, to_status=S.PENDING_REVIEW).exists()
-    assert Event.objects.filter(change=waiting, from_status=S.HELD, to_status=S.QUEUED).exists()
+    assert Event.objects.filter(
+        change=waiting,
+        from_status=S.HELD,
+        to_status=S.PENDING_REVIEW,
+        message__contains="asked again: the rules changed since sam approved it (v1 → v2)",
+    ).exists()
     assert Event.objects.filter(kind=Event.Kind.RESUMED, workflow=workflow, message__contains="resumed").exists()
 
 
