@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from approvals.lifecycle import Actor
-from approvals.models import Change, Event
+from approvals.models import Change, Event, Workflow
 from approvals.workflows.services import pause_workflow
 from tests.factories import make_tickets, ticket_change
 
@@ -97,3 +97,21 @@ def test_the_python_client_takes_202_as_success_and_gives_the_message(live_serve
     assert change["message"].startswith("Held: workflow ticket-triage is paused (by maya since")
     batch = client.propose_batch(workflow="ticket-triage", run="r-2", changes=[ticket_change(ticket, "op-2")])
     assert batch["message"].startswith("Held: workflow ticket-triage is paused")
+
+
+def test_a_pause_that_commits_while_a_proposal_is_checked_holds_it(api, workflow, ticket, monkeypatch):
+    from approvals.agents import intake
+
+    real = intake._load_records
+
+    def pause_meanwhile(checked):
+        # Another process pauses the workflow after intake read it, before intake stores.
+        Workflow.objects.filter(pk=workflow.pk).update(
+            state=Workflow.State.PAUSED, paused_by_label="maya", pause_reason="tags look wrong"
+        )
+        return real(checked)
+
+    monkeypatch.setattr(intake, "_load_records", pause_meanwhile)
+    response = api.post("/api/v1/changes", {"workflow": "ticket-triage", "run": "r-1", **ticket_change(ticket)})
+    assert response.status_code == 202 and response.json()["status"] == "held"
+    assert response.json()["message"].startswith("Held: workflow ticket-triage is paused (by maya: tags look wrong).")
