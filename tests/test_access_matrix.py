@@ -163,8 +163,6 @@ def rows(w: World) -> list[Row]:
         Row("change_detail", f"/changes/{w.finance_waiting.pk}/", FINANCES),
         Row("run_detail", f"/runs/{run}/", SUPPORTS),
         Row("run_detail", f"/runs/{w.finance_waiting.run_id}/", FINANCES),
-        # PLACEHOLDER until h-page merges (it has the workflow page's real row; drop this one).
-        Row("workflow_detail", "/workflows/ticket-triage/", cells(302)),
         # A record's page, its old changes address, restoring a version.
         Row("record_detail", f"/records/ticket/{ticket.pk}/", SUPPORTS),
         Row("record_detail", f"/records/invoice/{invoice.pk}/", FINANCES),

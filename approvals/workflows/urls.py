@@ -1,21 +1,11 @@
 """The dashboard, a change's page, a run's page (and the old address of a record's changes)."""
 
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import redirect
 from django.urls import path
 
 from . import hooks, views
 
-
-# PLACEHOLDER until h-page merges: its workflow page takes this name (the lead drops this commit).
-@login_required
-def _workflow_page_placeholder(request, name):
-    return redirect("workflow_rules", name)
-
-
 urlpatterns = [
     path("", views.home, name="home"),
-    path("workflows/<slug:name>/", _workflow_page_placeholder, name="workflow_detail"),
     path("workflows/<slug:name>/pause-address/", hooks.workflow_pause_address, name="workflow_pause_address"),
     # An alerting tool's address: no session, no CSRF token, the secret in the path.
     path("hooks/pause/<str:token>/", hooks.pause_hook, name="pause_hook"),
