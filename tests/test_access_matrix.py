@@ -151,6 +151,9 @@ def rows(w: World) -> list[Row]:
     )
     waiting_ids = ",".join(str(pk) for pk in Change.objects.filter(run_id=change.run_id).values_list("pk", flat=True))
     item = f'id="change-{change.pk}"'
+    workflow = change.workflow
+    pause_token = workflow.set_pause_hook()
+    workflow.save(update_fields=["pause_hook_hash", "pause_hook_prefix"])
     table = [
         # The site around the app.
         Row("favicon", "/favicon.ico", EVERYONE),
@@ -277,6 +280,21 @@ def rows(w: World) -> list[Row]:
             method="post",
             data={"status": "closed"},
         ),
+    ]
+    # The kill switch's pause address: operators and admins make one; an alerting tool calls it with
+    # no session at all (the secret in the path is its only credential: anyone holding it pauses).
+    table += [
+        Row(
+            "workflow_pause_address",
+            "/workflows/ticket-triage/pause-address/",
+            cells(403, admin=200, operator=200, outsider=404),
+            method="post",
+            absent="/hooks/pause/",
+        ),
+        Row("workflow_pause_address", "/workflows/ticket-triage/pause-address/", NOBODY_GETS),
+        Row("pause_hook", f"/hooks/pause/{pause_token}/", EVERYONE, method="post"),
+        Row("pause_hook", "/hooks/pause/ph_not-a-pause-address/", {p: 404 for p in PERSONAS}, method="post"),
+        Row("pause_hook", f"/hooks/pause/{pause_token}/", NOBODY_GETS),
     ]
     # Routing rules: the same rows for a workflow's rules and for the global defaults.
     for prefix, scope in (("/workflows/ticket-triage/rules/", "workflow"), ("/rules/defaults/", "default")):

@@ -12,6 +12,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.db.models import Count, Prefetch, prefetch_related_objects
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from ninja import Field, Path, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
@@ -113,7 +114,14 @@ class ApprovalOut(BaseModel):
     edited: bool
 
 
+HELD_MESSAGE = (
+    "Present when its workflow is paused and the change is held (answered with 202): "
+    "who paused it, since when, why, and what happens when it is resumed"
+)
+
+
 class ChangeOut(BaseModel):
+    message: str | None = Field(default=None, description=HELD_MESSAGE)
     id: int
     operation_id: str
     run: str
@@ -155,6 +163,7 @@ class RunOut(BaseModel):
 
 
 class BatchOut(BaseModel):
+    message: str | None = Field(default=None, description=HELD_MESSAGE)
     run: RunOut
     changes: list[ChangeOut]
 
@@ -241,9 +250,31 @@ ID = {"ge": 1, "le": MAX_ID}
 # Endpoints -----------------------------------------------------------------------
 
 
-@api.post("/changes", response={200: ChangeOut, 201: ChangeOut, **ERRORS}, summary="Propose one change")
+def held_message(workflow, n: int) -> str:
+    """What the API says of proposals held by a pause: "Held: workflow ticket-triage is paused (by maya
+    since 14:02: tags look wrong). The changes are recorded; …" """
+    since = ""
+    if workflow.paused_at:
+        at = timezone.localtime(workflow.paused_at)
+        since = f" since {at:%H:%M}" if at.date() == timezone.localdate() else f" since {at:%Y-%m-%d %H:%M}"
+    who = f"by {workflow.paused_by_label}{since}" if workflow.paused_by_label else since.strip()
+    why = f": {workflow.pause_reason}" if workflow.pause_reason else ""
+    about = f" ({who}{why})" if who or why else ""
+    these = (
+        "The change is recorded; the rules' decision is kept and it is"
+        if n == 1
+        else ("The changes are recorded; the rules' decision is kept and they are")
+    )
+    return f"Held: workflow {workflow.name} is paused{about}. {these} routed again when it is resumed."
+
+
+HELD = Change.Status.HELD
+
+
+@api.post("/changes", response={200: ChangeOut, 201: ChangeOut, 202: ChangeOut, **ERRORS}, summary="Propose one change")
 def post_change(request, payload: SingleChangeIn):
-    """Propose one change into a run. Same operation id and body again: 200 with the change already stored."""
+    """Propose one change into a run. Same operation id and body again: 200 with the change already stored.
+    202: recorded, and held because its workflow is paused (`message` says by whom, since when and why)."""
     body = payload.model_dump()
     run, stored = propose(
         agent=request.agent,
@@ -252,13 +283,22 @@ def post_change(request, payload: SingleChangeIn):
         proposals=[Proposal.from_dict(body)],
         loc=[],
     )
-    _with_approvals([stored[0].change])
-    return Status(201 if stored[0].created else 200, change_out(stored[0].change, run, request))
+    change = stored[0].change
+    _with_approvals([change])
+    body = change_out(change, run, request)
+    if change.status == HELD:
+        body["message"] = held_message(change.workflow, 1)
+    return Status(202 if stored[0].created and change.status == HELD else 201 if stored[0].created else 200, body)
 
 
-@api.post("/changes/batch", response={200: BatchOut, 201: BatchOut, **ERRORS}, summary="Propose up to 1,000 changes")
+@api.post(
+    "/changes/batch",
+    response={200: BatchOut, 201: BatchOut, 202: BatchOut, **ERRORS},
+    summary="Propose up to 1,000 changes",
+)
 def post_batch(request, payload: BatchIn):
-    """Propose many changes into a run in one request; all are stored, or none."""
+    """Propose many changes into a run in one request; all are stored, or none.
+    202: stored, and some are held because the workflow is paused (`message` says by whom, since when and why)."""
     body = payload.model_dump()
     run, stored = propose(
         agent=request.agent,
@@ -269,10 +309,11 @@ def post_batch(request, payload: BatchIn):
     )
     created = any(s.created for s in stored)
     _with_approvals([s.change for s in stored])
-    return Status(
-        201 if created else 200,
-        {"run": run_out(run, request), "changes": [change_out(s.change, run, request) for s in stored]},
-    )
+    body = {"run": run_out(run, request), "changes": [change_out(s.change, run, request) for s in stored]}
+    held = [s for s in stored if s.change.status == HELD]
+    if held:
+        body["message"] = held_message(held[0].change.workflow, len(held))
+    return Status(202 if any(s.created for s in held) else 201 if created else 200, body)
 
 
 @api.get("/changes/{change_id}", response={200: ChangeOut, **READ_ERRORS}, summary="Read a change")

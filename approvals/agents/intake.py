@@ -256,7 +256,12 @@ def _store(
             results.append((p.operation_id, True))
         if fresh:
             _route(workflow, list(fresh.values()), records)
-            lifecycle.admit(list(fresh.values()), actor=actor, paused=workflow.is_paused)
+            # The state read again in this transaction: a pause that committed since the workflow
+            # was read holds these too (and the answer says so), rather than leaving it to the claim.
+            paused = bool(lifecycle.paused_workflows([workflow.pk]))
+            if paused != workflow.is_paused:
+                workflow.refresh_from_db()
+            lifecycle.admit(list(fresh.values()), actor=actor, paused=paused)
             queued = [c.pk for c in fresh.values() if c.status == Change.Status.QUEUED]
             if queued:
                 enqueue_apply(queued)

@@ -19,7 +19,7 @@ from undo import registry
 from .. import audit, lifecycle, rules
 from ..apply.services import enqueue_apply
 from ..lifecycle import Actor
-from ..models import AutoPause, Change, Event, Workflow
+from ..models import AutoPause, Change, Event, RuleSet, Workflow
 
 S = Change.Status
 D = Change.Decision
@@ -119,49 +119,76 @@ _AFTER_HOLD = {D.AUTO_APPLY: S.QUEUED, D.REVIEW: S.PENDING_REVIEW, D.REFUSE: S.R
 
 @dataclass
 class Resumed:
-    """What resuming did with the changes the workflow held, by where they went."""
+    """What resuming did with the changes the workflow held, by where they went. `asked_again`:
+    approvals given under rules or record values that changed since, back to review; `why` says
+    why for each of them."""
 
     queued: list[int] = field(default_factory=list)
     to_review: list[int] = field(default_factory=list)
     refused: list[int] = field(default_factory=list)
+    asked_again: list[int] = field(default_factory=list)
+    why: dict[int, str] = field(default_factory=dict)
+    everything_to_review: bool = False
 
     @property
     def total(self) -> int:
-        return len(self.queued) + len(self.to_review) + len(self.refused)
+        return len(self.queued) + len(self.to_review) + len(self.refused) + len(self.asked_again)
 
     def sentence(self) -> str:
-        """ "3 held changes routed again: 2 queued, 1 sent to review" """
+        """ "3 held changes routed again: 1 queued, 1 sent to review, 1 asked again (its approval
+        was given under rules or record values that changed since)." """
         if not self.total:
             return "No change was held."
         parts = [
             f"{len(ids)} {what}"
-            for ids, what in ((self.queued, "queued"), (self.to_review, "sent to review"), (self.refused, "refused"))
+            for ids, what in (
+                (self.queued, "queued"),
+                (self.to_review, "sent to review"),
+                (self.refused, "refused"),
+                (self.asked_again, "asked again"),
+            )
             if ids
         ]
-        return f"{self.total} held change{'s' if self.total != 1 else ''} routed again: {', '.join(parts)}."
+        n = self.total
+        head = (
+            f"{n} held change{'s' if n != 1 else ''} sent to review, as asked"
+            if self.everything_to_review
+            else f"{n} held change{'s' if n != 1 else ''} routed again"
+        )
+        text = f"{head}: {', '.join(parts)}"
+        if self.asked_again and not self.everything_to_review:
+            one = len(self.asked_again) == 1
+            text += (
+                f" ({'its approval was' if one else 'their approvals were'} given under rules or record values"
+                " that changed since)"
+            )
+        return text + "."
 
     def next_step(self) -> str:
         """ "Next: workers apply what was queued; a reviewer decides what was sent to review." """
+        review = " and ".join(
+            what for ids, what in ((self.to_review, "sent to review"), (self.asked_again, "asked again")) if ids
+        )
         steps = [
             what
-            for ids, what in (
+            for ok, what in (
                 (self.queued, "workers apply what was queued"),
-                (self.to_review, "a reviewer decides what was sent to review"),
+                (review, f"a reviewer decides what was {review}"),
             )
-            if ids
+            if ok
         ]
         return f"Next: {'; '.join(steps)}." if steps else "Next: its new proposals are routed as they come."
 
 
-TO_REVIEW_REASON = "The workflow was resumed; everything it held is sent to review."
-
-
 def resume_workflow(*, workflow: Workflow, actor: Actor, to_review: bool = False) -> Resumed:
-    """Set `workflow` running and route each change it held again: a change a person approved is
-    queued; one the rules approved goes where the current rules send it (queued, review or refused).
-    With `to_review` ("send everything held to review"), every held change waits for a person."""
-    outcome = Resumed()
+    """Set `workflow` running and route each change it held again by the current rules: queued,
+    sent to review or refused as they say now. A person's approval stands only if the rules and the
+    records' values it was given on are still as they were; else it is asked again. With `to_review`
+    ("send everything held to review") every held change waits for a person."""
+    outcome = Resumed(everything_to_review=to_review)
     with transaction.atomic():
+        # Locked as a pause locks it: a pause and a resume of one workflow happen one after the other.
+        Workflow.objects.select_for_update().filter(pk=workflow.pk).first()
         cleared = {"paused_at": None, "paused_by": None, "paused_by_label": "", "pause_reason": ""}
         Workflow.objects.filter(pk=workflow.pk).update(state=Workflow.State.RUNNING, **cleared)
         workflow.state = Workflow.State.RUNNING
@@ -169,62 +196,63 @@ def resume_workflow(*, workflow: Workflow, actor: Actor, to_review: bool = False
             setattr(workflow, name, value)
         held = list(
             Change.objects.filter(workflow=workflow, status=S.HELD)
-            .select_related("agent", "workflow", "approver")
+            .select_related("agent", "workflow", "approver", "run")
             .order_by("id")
         )
-        by_rules = [] if to_review else [c for c in held if not c.approver_id]
-        routings = dict(zip((c.pk for c in by_rules), _route(workflow, by_rules), strict=True))
+        active = rules.current_rules(workflow) if held else None
+        routings = _route(workflow, held, active)
+        approved = _approvals_to_ask_again([c for c in held if c.approver_id], active)
         now = timezone.now()
-        for change in held:
+        for change, routing in zip(held, routings, strict=True):
+            approver = change.approver.get_username() if change.approver_id else ""
+            why = approved.get(change.pk)
             if to_review:
-                lifecycle.transition(
-                    change,
+                why = why or (f"{actor.label} sent everything held to review" if approver else None)
+                to, reason = (
                     S.PENDING_REVIEW,
-                    actor=actor,
-                    reason=TO_REVIEW_REASON,
-                    decision=D.REVIEW,
-                    review_group=change.review_group or registry.get(change.record_type).owner_group,
-                    approvals_required=max(change.approvals_required, 1),
+                    f"The workflow was resumed; {actor.label} sent everything it held to review.",
                 )
-                outcome.to_review.append(change.pk)
-                continue
-            if change.approver_id:
-                reason = f"The workflow was resumed; approved by {change.approver.get_username()}, it is queued."
-                lifecycle.transition(change, S.QUEUED, actor=actor, reason=reason, enqueued_at=now)
-                outcome.queued.append(change.pk)
-                continue
-            routing = routings[change.pk]
-            to = _AFTER_HOLD[routing.decision]
+            elif routing.decision == D.REFUSE:
+                to, reason = S.REFUSED, f"The workflow was resumed; routed again by the rules. {routing.explanation}"
+            elif why:
+                to, reason = S.PENDING_REVIEW, f"The workflow was resumed; asked again: {why}."
+            elif approver:
+                to = S.QUEUED
+                reason = (
+                    f"The workflow was resumed; approved by {approver} under the same rules and values, it is queued."
+                )
+            else:
+                to = _AFTER_HOLD[routing.decision]
+                reason = f"The workflow was resumed; routed again by the rules. {routing.explanation}"
             lifecycle.transition(
-                change,
-                to,
-                actor=actor,
-                reason=f"The workflow was resumed; routed again by the rules. {routing.explanation}",
-                decision=routing.decision,
-                review_group=routing.review_group,
-                approvals_required=routing.approvals_required,
-                decision_explanation=routing.explanation,
-                matched_rules=routing.matched,
-                rule_set=routing.rule_set,
-                default_rule_set=routing.defaults,
-                enqueued_at=now if to == S.QUEUED else None,
+                change, to, actor=actor, reason=reason, **_fields(change, to, routing, why, to_review, actor, now)
             )
-            {S.QUEUED: outcome.queued, S.PENDING_REVIEW: outcome.to_review, S.REFUSED: outcome.refused}[to].append(
-                change.pk
-            )
+            if to == S.PENDING_REVIEW and why:
+                outcome.asked_again.append(change.pk)
+                outcome.why[change.pk] = why
+            else:
+                {S.QUEUED: outcome.queued, S.PENDING_REVIEW: outcome.to_review, S.REFUSED: outcome.refused}[to].append(
+                    change.pk
+                )
         text = f"{actor.label}: resumed workflow {workflow.name}. {outcome.sentence()} {outcome.next_step()}"
-        details = {"queued": outcome.queued, "to_review": outcome.to_review, "refused": outcome.refused}
+        details = {
+            "queued": outcome.queued,
+            "to_review": outcome.to_review,
+            "refused": outcome.refused,
+            "asked_again": outcome.asked_again,
+            "why": {str(pk): why for pk, why in outcome.why.items()},
+            "everything_to_review": to_review,
+        }
         audit.write([audit.Entry(Event.Kind.RESUMED, actor, text, workflow_id=workflow.pk, details=details)])
         if outcome.queued:
             enqueue_apply(sorted(outcome.queued))
     return outcome
 
 
-def _route(workflow: Workflow, changes: list[Change]) -> list[rules.Routing]:
+def _route(workflow: Workflow, changes: list[Change], active: rules.ActiveRules | None) -> list[rules.Routing]:
     """The current rules' routing of each change, read once for all of them."""
     if not changes:
         return []
-    active = rules.current_rules(workflow)
     return [
         rules.route(change, workflow, attributes=attributes, active=active)
         for change, attributes in zip(changes, rules.attributes_by_change(changes), strict=True)
@@ -350,3 +378,117 @@ def set_runbook(*, workflow: Workflow, actor: Actor, people: dict, notes: str) -
             ]
         )
     return changes
+
+
+def _fields(
+    change: Change, to: str, routing: rules.Routing, why: str | None, to_review: bool, actor: Actor, now
+) -> dict:
+    """What a held change's row says once it is routed again."""
+    if to == S.QUEUED and change.approver_id:
+        return {"enqueued_at": now}  # a person's approval stands, with the decision it was given on
+    fields = {
+        "decision": routing.decision,
+        "review_group": routing.review_group,
+        "approvals_required": routing.approvals_required,
+        "decision_explanation": routing.explanation,
+        "matched_rules": routing.matched,
+        "rule_set": routing.rule_set,
+        "default_rule_set": routing.defaults,
+        "enqueued_at": now if to == S.QUEUED else None,
+    }
+    if change.approver_id:
+        # Refused or asked again: the approval it had no longer decides it.
+        fields |= {"approver": None, "decided_at": None}
+    if to == S.PENDING_REVIEW and (why or to_review):
+        # Back to a person, whatever the rules would do now: a review, by the group the rules name,
+        # or the one it had, or the record type's owners. The earlier approval no longer counts
+        # (a new review round begins with this move).
+        review = routing.decision == D.REVIEW
+        fields |= {
+            "decision": D.REVIEW,
+            "review_group": routing.review_group
+            if review
+            else change.review_group or registry.get(change.record_type).owner_group,
+            "approvals_required": routing.approvals_required if review else max(change.approvals_required, 1),
+            "decision_explanation": (
+                f"Asked again: {why}." if why else f"Sent to review: {actor.label} sent everything held to review."
+            )
+            + f" The rules now say: {routing.explanation}",
+        }
+    return fields
+
+
+def _approvals_to_ask_again(changes: list[Change], active: rules.ActiveRules | None) -> dict[int, str]:
+    """Of changes a person approved, those whose approval no longer stands, each with why: the rules
+    changed since it was given (another version is in force), or a record's value of a field it sets
+    is no longer what it was then."""
+    if not changes or active is None:
+        return {}
+    versions = {
+        scope: sorted(
+            RuleSet.objects.filter(workflow=scope).values_list("created_at", "version"), key=lambda row: row[0]
+        )
+        for scope in {changes[0].workflow, None}
+    }
+    now_in_force = {changes[0].workflow: active.rule_set, None: active.defaults}
+    why: dict[int, str] = {}
+    for change in changes:
+        at = change.decided_at or change.updated_at
+        who = change.approver.get_username()
+        moved = []
+        for scope, label in ((change.workflow, ""), (None, "global defaults ")):
+            then = _version_at(versions[scope], at)
+            current = now_in_force[scope].version if now_in_force[scope] else None
+            if then != current:
+                moved.append(f"{label}{_v(then)} → {_v(current)}")
+        if moved:
+            why[change.pk] = f"the rules changed since {who} approved it ({', '.join(moved)})"
+            continue
+        values = _values_changed_since(change, at)
+        if values:
+            why[change.pk] = f"{values} changed since {who} approved it"
+    return why
+
+
+def _version_at(versions: list, at) -> int | None:
+    """The version in force at `at`: the latest saved by then."""
+    found = None
+    for created_at, version in versions:
+        if created_at > at:
+            break
+        found = version
+    return found
+
+
+def _v(version: int | None) -> str:
+    return f"v{version}" if version is not None else "none"
+
+
+def _values_changed_since(change: Change, at) -> str:
+    """ "the ticket's Tags", "the Status and Tags of 2 tickets": the fields `change` sets whose value
+    on a target record differs now from the record's value at `at` (read from its history); ""."""
+    if change.operation == Change.Operation.CREATE or not change.record_ids:
+        return ""
+    rtype = registry.get(change.record_type)
+    names = [n for n in change.values_to_apply() if n in rtype.fields]
+    if not names:
+        return ""
+    records = rtype.queryset().in_bulk(change.record_ids)
+    changed_fields: set[str] = set()
+    changed_records = 0
+    for pk in change.record_ids:
+        record = records.get(pk)
+        then = rtype.model.history.filter(id=pk, history_date__lte=at).order_by("-history_date", "-history_id").first()
+        if record is None or then is None:
+            continue
+        now_values, then_values = rtype.current_values(record, names), rtype.current_values(then, names)
+        differ = {n for n in names if now_values[n] != then_values[n]}
+        if differ:
+            changed_fields |= differ
+            changed_records += 1
+    if not changed_fields:
+        return ""
+    labels = " and ".join(rtype.fields[n].label for n in names if n in changed_fields)
+    if len(change.record_ids) == 1:
+        return f"the {rtype.label}'s {labels}"
+    return f"the {labels} of {changed_records} {rtype.plural if changed_records != 1 else rtype.label}"

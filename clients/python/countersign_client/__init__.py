@@ -34,11 +34,14 @@ class Client:
         self.timeout = timeout
 
     def propose(self, *, workflow: str, run: str, **change: Any) -> dict:
-        """Propose one change; returns it (with its status and why)."""
+        """Propose one change; returns it (with its status and why). While its workflow is paused the
+        change is recorded and held (HTTP 202): `status` is "held" and `message` says by whom, since
+        when and why; nothing needs sending again, it is routed again when the workflow is resumed."""
         return self._request("POST", "/changes", {"workflow": workflow, "run": run, **change})
 
     def propose_batch(self, *, workflow: str, run: str, changes: list[dict]) -> dict:
-        """Propose up to 1,000 changes at once; all are stored or none."""
+        """Propose up to 1,000 changes at once; all are stored or none. `message` is set (HTTP 202)
+        when some are held because the workflow is paused."""
         return self._request("POST", "/changes/batch", {"workflow": workflow, "run": run, "changes": changes})
 
     def change(self, change_id: int) -> dict:
@@ -60,6 +63,8 @@ class Client:
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
         )
         try:
+            # Every 2xx is an answer (201 stored, 200 stored before, 202 stored and held by a pause);
+            # urllib raises HTTPError only for the others.
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:

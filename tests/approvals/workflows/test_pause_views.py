@@ -7,7 +7,7 @@ import pytest
 
 from approvals.lifecycle import Actor
 from approvals.models import AutoPause, Change, Event, Workflow
-from approvals.workflows.services import TO_REVIEW_REASON, pause_workflow
+from approvals.workflows.services import pause_workflow
 from tests.factories import make_tickets, ticket_change
 
 S = Change.Status
@@ -103,7 +103,7 @@ def test_resuming_can_send_everything_held_to_review(client, operator, api, work
     assert "2 held changes routed again: 2 sent to review." in response.content.decode()
     changes = Change.objects.filter(pk__in=ids)
     assert {(c.status, c.review_group) for c in changes} == {(S.PENDING_REVIEW, "support")}
-    assert Event.objects.filter(change_id=ids[0], message__contains=TO_REVIEW_REASON).exists()
+    assert Event.objects.filter(change_id=ids[0], message__contains="sent everything it held to review").exists()
     assert dict(response.context["resumption"].outcomes)["sent to review"] == 2
 
 
