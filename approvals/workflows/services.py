@@ -150,13 +150,13 @@ class Resumed:
             if ids
         ]
         n = self.total
-        head = (
-            f"{n} held change{'s' if n != 1 else ''} sent to review, as asked"
-            if self.everything_to_review
-            else f"{n} held change{'s' if n != 1 else ''} routed again"
-        )
-        text = f"{head}: {', '.join(parts)}"
-        if self.asked_again and not self.everything_to_review:
+        if self.everything_to_review:
+            text = f"{n} held change{'s' if n != 1 else ''} sent to review, as asked"
+            if self.asked_again:
+                text += f" ({len(self.asked_again)} of them approved before the pause: asked again)"
+            return text + "."
+        text = f"{n} held change{'s' if n != 1 else ''} routed again: {', '.join(parts)}"
+        if self.asked_again:
             one = len(self.asked_again) == 1
             text += (
                 f" ({'its approval was' if one else 'their approvals were'} given under rules or record values"

@@ -100,7 +100,7 @@ def test_resuming_can_send_everything_held_to_review(client, operator, api, work
     pause_workflow(workflow=workflow, actor=Actor.person(operator), reason="checking")
     client.force_login(operator)
     response = client.post("/workflows/ticket-triage/resume/", {"to_review": "on"}, follow=True)
-    assert "2 held changes routed again: 2 sent to review." in response.content.decode()
+    assert "2 held changes sent to review, as asked." in response.content.decode()
     changes = Change.objects.filter(pk__in=ids)
     assert {(c.status, c.review_group) for c in changes} == {(S.PENDING_REVIEW, "support")}
     assert Event.objects.filter(change_id=ids[0], message__contains="sent everything it held to review").exists()

@@ -227,7 +227,9 @@ def test_send_everything_held_to_review(api, workflow, support, operator):
     by_rules.refresh_from_db()
     assert (by_rules.decision, by_rules.review_group, by_rules.approvals_required) == ("review", "support", 1)
     assert by_rules.decision_explanation.startswith("Sent to review: otto sent everything held to review.")
-    assert outcome.sentence() == "3 held changes sent to review, as asked: 2 sent to review, 1 asked again."
+    assert outcome.sentence() == (
+        "3 held changes sent to review, as asked (1 of them approved before the pause: asked again)."
+    )
     assert outcome.next_step() == "Next: a reviewer decides what was sent to review and asked again."
     event = Event.objects.get(kind=Event.Kind.RESUMED)
     assert event.details == {
@@ -239,8 +241,8 @@ def test_send_everything_held_to_review(api, workflow, support, operator):
         "everything_to_review": True,
     }
     assert event.message == (
-        "otto: resumed workflow ticket-triage. 3 held changes sent to review, as asked: 2 sent to review, "
-        "1 asked again. Next: a reviewer decides what was sent to review and asked again."
+        "otto: resumed workflow ticket-triage. 3 held changes sent to review, as asked (1 of them approved "
+        "before the pause: asked again). Next: a reviewer decides what was sent to review and asked again."
     )
     assert Event.objects.filter(kind=Event.Kind.ROUTED, to_status=S.PENDING_REVIEW).count() == 3
 
