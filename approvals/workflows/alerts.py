@@ -31,7 +31,11 @@ def send_pause_alert(*, event_id: int) -> bool:
     returns whether this call sent it."""
     with transaction.atomic():
         # Locked (on SQLite the IMMEDIATE transaction is): two runs of the task at once send once.
-        pause = Event.objects.select_for_update().select_related("workflow").get(pk=event_id, kind=Event.Kind.PAUSED)
+        pause = (
+            Event.objects.select_for_update(of=("self",))
+            .select_related("workflow")
+            .get(pk=event_id, kind=Event.Kind.PAUSED)
+        )
         workflow = Workflow.objects.select_related(*(job for job, _ in RUNBOOK_JOBS), "owner").get(pk=pause.workflow_id)
         if Event.objects.filter(workflow=workflow, kind=Event.Kind.ALERTED, details__pause_event=pause.pk).exists():
             return False

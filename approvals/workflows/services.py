@@ -349,7 +349,7 @@ def set_runbook(*, workflow: Workflow, actor: Actor, people: dict, notes: str) -
         return user.get_username() if user is not None else "nobody"
 
     with transaction.atomic():
-        locked = Workflow.objects.select_for_update().select_related(*RUNBOOK_JOBS).get(pk=workflow.pk)
+        locked = Workflow.objects.select_for_update(of=("self",)).select_related(*RUNBOOK_JOBS).get(pk=workflow.pk)
         changes, fields = [], {}
         for field_name, job in RUNBOOK_JOBS.items():
             old, new = getattr(locked, field_name), people.get(field_name)
