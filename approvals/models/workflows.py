@@ -11,6 +11,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 
+def _runbook_person(job: str) -> models.ForeignKey:
+    """A runbook's job, held by one named person (or nobody yet)."""
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text=job
+    )
+
+
 class Workflow(models.Model):
     """A named automation ("refund-bot") with an owner, a state and its routing."""
 
@@ -41,38 +48,10 @@ class Workflow(models.Model):
     pause_hook_hash = models.CharField(max_length=64, blank=True, default="", db_index=True)
     pause_hook_prefix = models.CharField(max_length=12, blank=True, default="")
     # The runbook: the people (named, not roles) who do each job when this workflow goes wrong.
-    runbook_pauser = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        help_text="Pauses it when it misbehaves",
-    )
-    runbook_undo_approver = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        help_text="Approves undoing its runs",
-    )
-    runbook_rerunner = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        help_text="Reruns it after a fix",
-    )
-    runbook_log_reader = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        help_text="Reads the logs afterwards",
-    )
+    runbook_pauser = _runbook_person("Pauses it when it misbehaves")
+    runbook_undo_approver = _runbook_person("Approves undoing its runs")
+    runbook_rerunner = _runbook_person("Reruns it after a fix")
+    runbook_log_reader = _runbook_person("Reads the logs afterwards")
     runbook_notes = models.TextField(blank=True, default="", help_text="Anything else the people on call should know")
 
     class Meta:
