@@ -102,16 +102,14 @@ def why_not_reviewer(change: Change) -> str:
 
 
 def get_change_for(request: HttpRequest, change_id: int, *, act: bool = False, queryset=None) -> Change:
-    """The change, for people who may see it (404 to others). With `act` (deciding it), anyone
-    who may not review it gets a 403 saying which group does, and never the change itself."""
+    """The change, for people who may see it (404 to others, deciding it or not). With `act`
+    (deciding it), one who sees it but may not review it gets a 403 saying which group does, and
+    never the change itself."""
     change = (queryset if queryset is not None else Change.objects).filter(pk=change_id).first()
-    if change is None:
+    if change is None or not may_see_change(request.user, change):
         raise Http404("No such change")
-    if act:
-        if not may_review(request.user, change):
-            raise PermissionDenied(why_not_reviewer(change))
-    elif not may_see_change(request.user, change):
-        raise Http404("No such change")
+    if act and not may_review(request.user, change):
+        raise PermissionDenied(why_not_reviewer(change))
     return change
 
 

@@ -48,7 +48,7 @@ MEMBERS = cells(200, outsider=403)  # list pages: a person in no group gets "who
 SUPPORTS = cells(200, finance=404, outsider=404)  # a ticket's things: support owns them, finance does not
 FINANCES = cells(200, support=404, outsider=404)  # an invoice's things
 TICKET_OWNERS = cells(200, operator=403, reviewer=403, finance=404, outsider=404)  # restoring tickets
-REVIEWERS_OF_SUPPORT = cells(200, operator=403, finance=403, outsider=403)  # deciding a support change
+REVIEWERS_OF_SUPPORT = cells(200, operator=403, finance=404, outsider=404)  # deciding a support change
 RULE_READERS = cells(200, outsider=404)
 RULE_EDITORS = cells(200, reviewer=403, finance=403, support=403, outsider=404)
 # The kill switch: every member sees a workflow's page; operators and admins act on it.

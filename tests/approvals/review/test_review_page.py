@@ -103,18 +103,22 @@ def test_with_htmx_a_missing_reason_is_a_422_with_the_error(client, support, wai
     assert waiting.status == S.PENDING_REVIEW
 
 
-def test_an_outsider_cannot_approve(client, outsider, waiting):
+def test_an_outsider_cannot_approve_nor_learn_the_change_exists(client, outsider, waiting):
     client.force_login(outsider)
-    response = client.post(f"/changes/{waiting.pk}/approve", follow=True)
-    assert "not in the support group" in response.content.decode()
+    response = client.post(f"/changes/{waiting.pk}/approve")
+    assert response.status_code == 404
     waiting.refresh_from_db()
     assert waiting.status == S.PENDING_REVIEW
 
 
-def test_with_htmx_an_outsider_gets_a_403_and_the_item(client, outsider, waiting):
-    client.force_login(outsider)
+def test_one_who_sees_the_change_but_may_not_review_it_is_told_why(client, operator, waiting):
+    client.force_login(operator)
+    response = client.post(f"/changes/{waiting.pk}/approve", follow=True)
+    assert "not in the support group" in response.content.decode()
     response = client.post(f"/changes/{waiting.pk}/approve", HTTP_HX_REQUEST="true")
     assert response.status_code == 403 and "not in the support group" in response.content.decode()
+    waiting.refresh_from_db()
+    assert waiting.status == S.PENDING_REVIEW
 
 
 def test_the_second_decision_gets_a_clear_message(client, support, reviewer, waiting):
