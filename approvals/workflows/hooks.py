@@ -15,7 +15,6 @@ from urllib.parse import parse_qsl
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -23,10 +22,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from .. import access, audit
+from .. import access
 from ..lifecycle import Actor
-from ..models import Event, Workflow, hash_token
-from .services import REASON_MAX, pause_workflow
+from ..models import Workflow, hash_token
+from .services import REASON_MAX, new_pause_address, pause_workflow
 
 # A reason is a sentence; an alerting tool's own payload (Grafana, Alertmanager) may come along
 # and is ignored, so the limit leaves it room without reading megabytes from strangers.
@@ -46,28 +45,6 @@ class BadBody(ValueError):
 
 
 # Making the address (operators and admins, from the workflow's page) ----------------------
-
-
-def new_pause_address(*, workflow: Workflow, actor: Actor) -> str:
-    """Give `workflow` a new secret pause token (the old one stops working at once); returns the
-    token, which is never stored. Writes an event naming its prefix, never the token."""
-    with transaction.atomic():
-        locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
-        had = locked.pause_hook_prefix
-        token = locked.set_pause_hook()
-        Workflow.objects.filter(pk=workflow.pk).update(
-            pause_hook_hash=locked.pause_hook_hash, pause_hook_prefix=locked.pause_hook_prefix
-        )
-        workflow.pause_hook_hash, workflow.pause_hook_prefix = locked.pause_hook_hash, locked.pause_hook_prefix
-        retired = f"; the old one ({had}…) no longer pauses it" if had else ""
-        text = (
-            f"{actor.label}: made a new pause address for workflow {workflow.name} ({workflow.pause_hook_prefix}…)"
-            f"{retired}. Next: put it in the alerting tool that should be able to pause it."
-        )
-        details = {"pause_address": workflow.pause_hook_prefix, "retired": had}
-        # The pause address is part of how this workflow is handled when it goes wrong: its runbook.
-        audit.write([audit.Entry(Event.Kind.RUNBOOK_CHANGED, actor, text, workflow_id=workflow.pk, details=details)])
-    return token
 
 
 @require_POST

@@ -113,6 +113,28 @@ def stop_all(*, actor: Actor, reason: str) -> list[Paused]:
     ]
 
 
+def new_pause_address(*, workflow: Workflow, actor: Actor) -> str:
+    """Give `workflow` a new secret pause token (the old one stops working at once); returns the
+    token, which is never stored. Writes an event naming its prefix, never the token."""
+    with transaction.atomic():
+        locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
+        had = locked.pause_hook_prefix
+        token = locked.set_pause_hook()
+        Workflow.objects.filter(pk=workflow.pk).update(
+            pause_hook_hash=locked.pause_hook_hash, pause_hook_prefix=locked.pause_hook_prefix
+        )
+        workflow.pause_hook_hash, workflow.pause_hook_prefix = locked.pause_hook_hash, locked.pause_hook_prefix
+        retired = f"; the old one ({had}…) no longer pauses it" if had else ""
+        text = (
+            f"{actor.label}: made a new pause address for workflow {workflow.name} ({workflow.pause_hook_prefix}…)"
+            f"{retired}. Next: put it in the alerting tool that should be able to pause it."
+        )
+        details = {"pause_address": workflow.pause_hook_prefix, "retired": had}
+        # The pause address is part of how this workflow is handled when it goes wrong: its runbook.
+        audit.write([audit.Entry(Event.Kind.RUNBOOK_CHANGED, actor, text, workflow_id=workflow.pk, details=details)])
+    return token
+
+
 # Where a held change goes when the rules route it again.
 _AFTER_HOLD = {D.AUTO_APPLY: S.QUEUED, D.REVIEW: S.PENDING_REVIEW, D.REFUSE: S.REFUSED}
 
