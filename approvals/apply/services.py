@@ -44,9 +44,14 @@ def apply_changes(*, change_ids: Iterable[int]) -> dict[str, int]:
     worker = Actor.system("worker")
     claimed = lifecycle.claim(change_ids, lease_seconds=settings.APPLY_LEASE_SECONDS, actor=worker)
     counts = {"applied": 0, "conflict": 0, "failed": 0, "retry": 0, "held": 0}
+    # Burst and same value are counted on as the batch applies: a runaway run pauses mid-batch.
+    tally = auto_pause.Tally.before(claimed) if claimed else None
     with _heartbeat(claimed):
         for change in claimed:
-            counts[_apply_one(change, worker)] += 1
+            outcome = _apply_one(change, worker)
+            counts[outcome] += 1
+            if outcome == "applied" and tally is not None:
+                tally.applied(change)
     # Once for the batch, not per change: its outcomes can move these signals only. Each change
     # committed in its own transaction above, so the check reads them all (see auto_pause).
     auto_pause.check_after_commit(

@@ -108,16 +108,19 @@ def check_after_commit(workflow_ids: Iterable[int], signals: tuple[str, ...], *,
         transaction.on_commit(partial(_check_each, sorted(ids), signals, fields or {}))
 
 
-def _check_each(workflow_ids: list[int], signals: tuple[str, ...], fields: dict) -> None:
+def _check_each(workflow_ids: list[int], signals: tuple[str, ...], fields: dict) -> bool:
+    """Check each workflow; whether any was paused."""
+    paused = False
     for workflow_id in workflow_ids:
         try:
-            check(workflow_id, signals, fields=fields)
+            paused = check(workflow_id, signals, fields=fields) is not None or paused
         except Exception:
             # Logged, not raised: what moved the numbers has committed and stays right, and raising
             # here would report a committed review or apply as failed (the outbox would run the
             # apply task again, with nothing left to claim, so nothing left to check either). The
             # check keeps no state: the next decision, batch or undo reads the same window again.
             logger.exception("automatic pause: could not check workflow %s (%s)", workflow_id, ", ".join(signals))
+    return paused
 
 
 def check(workflow_id: int, signals: Iterable[str] = SIGNALS, *, fields: dict | None = None) -> Reading | None:
@@ -141,6 +144,91 @@ def check(workflow_id: int, signals: Iterable[str] = SIGNALS, *, fields: dict | 
             )
             return reading
     return None
+
+
+class Tally:
+    """Burst and same value, counted on while an apply batch runs, so that a runaway run pauses
+    in the middle of its batch and not after it (a batch of 200 spam tags would otherwise all be
+    written before the first check). The window's counts are read once, before the batch (one
+    count, and one GROUP BY per field and values the batch sets); each change applied adds to them
+    in memory. When a count crosses its ceiling, the signal is read again from the database (the
+    check's own words and numbers) and the workflow paused: the batch's next changes are then held
+    by the apply's own check of the state. No query per change."""
+
+    # After a crossing the database did not confirm (a resume moved the window, say), how many
+    # more records before asking it again.
+    RECHECK_AFTER = 10
+
+    def __init__(self, configs: dict[int, AutoPause], burst: dict[int, int], same: dict[tuple, int]):
+        self.configs = configs
+        self.burst = burst  # workflow id -> changes applied in the last minute
+        self.same = same  # (workflow id, record type, field, value) -> records set so
+        self.next_check: dict[tuple, int] = {}
+
+    @classmethod
+    def before(cls, batch: list[Change]) -> Tally | None:
+        """The counts for a batch about to be applied; None when no workflow of it has a ceiling on."""
+        ids = {c.workflow_id for c in batch}
+        configs = {
+            c.workflow_id: c
+            for c in AutoPause.objects.filter(workflow_id__in=ids, enabled=True)
+            if c.max_applied_per_minute is not None or c.max_same_value is not None
+        }
+        if not configs:
+            return None
+        burst: dict[int, int] = {}
+        same: dict[tuple, int] = {}
+        for workflow_id, config in configs.items():
+            window = Window.of(config)
+            if config.max_applied_per_minute is not None:
+                since = window.since(seconds=BURST_SECONDS)
+                burst[workflow_id] = Change.objects.filter(workflow_id=workflow_id, applied_at__gte=since).count()
+            if config.max_same_value is None:
+                continue
+            fields = fields_of(c for c in batch if c.workflow_id == workflow_id)
+            applied = _recent_updates(config, window)
+            for record_type, names in fields.items():
+                for name, values in names.items():
+                    if values is None:
+                        continue  # not text: left to the check after the batch
+                    rows = (
+                        _set_to(applied.filter(record_type=record_type), name)
+                        .filter(set_to__in=sorted(values))
+                        .values("set_to")
+                        .annotate(records=Sum(_ArrayLength(F("applied_record_ids"))))
+                        .values_list("set_to", "records")
+                    )
+                    counts = dict(rows)
+                    for value in values:
+                        same[(workflow_id, record_type, name, value)] = int(counts.get(value) or 0)
+        return cls(configs, burst, same)
+
+    def applied(self, change: Change) -> None:
+        """Count a change just applied (committed); pause its workflow if a ceiling is crossed."""
+        config = self.configs.get(change.workflow_id)
+        if config is None:
+            return
+        crossed = []
+        if change.workflow_id in self.burst:
+            self.burst[change.workflow_id] += 1
+            if self._crosses((change.workflow_id,), self.burst[change.workflow_id], config.max_applied_per_minute):
+                crossed.append(BURST)
+        if config.max_same_value is not None and change.operation == Change.Operation.UPDATE:
+            records = len(change.applied_record_ids or change.record_ids)
+            for name, value in change.values_to_apply().items():
+                key = (change.workflow_id, change.record_type, name, value)
+                if isinstance(value, str) and key in self.same:
+                    self.same[key] += records
+                    if self._crosses(key, self.same[key], config.max_same_value):
+                        crossed.append(SAME_VALUE)
+        if crossed and _check_each([change.workflow_id], tuple(dict.fromkeys(crossed)), fields_of([change])):
+            self.configs.pop(change.workflow_id)  # paused: nothing more of it is applied in this batch
+
+    def _crosses(self, key: tuple, count: int, ceiling: int | None) -> bool:
+        if ceiling is None or count <= ceiling or count < self.next_check.get(key, 0):
+            return False
+        self.next_check[key] = count + self.RECHECK_AFTER
+        return True
 
 
 def readings(workflow: Workflow) -> list[Reading]:
@@ -277,15 +365,7 @@ def _same_value(config: AutoPause, window: Window, fields: dict | None) -> Readi
     if ceiling is None:
         return _off(SAME_VALUE, label)
     minutes = config.same_value_minutes
-    since = window.since(minutes=minutes)
-    # The latest SAME_VALUE_SCAN changes applied in the window, found on the index (workflow,
-    # applied_at): the cost of a check stays bounded however fast the workflow applies.
-    latest = (
-        Change.objects.filter(workflow_id=config.workflow_id, applied_at__gte=since)
-        .order_by("-applied_at")
-        .values("pk")[:SAME_VALUE_SCAN]
-    )
-    applied = Change.objects.filter(pk__in=latest, operation=Change.Operation.UPDATE).order_by()
+    applied = _recent_updates(config, window)
     if fields is None:
         fields = _fields_of(applied[:_FIELDS_SAMPLE])
     top = None  # (records, record type, field, value)
@@ -351,12 +431,30 @@ class _ArrayLength(Func):
         return super().as_sql(compiler, connection, function="JSONB_ARRAY_LENGTH", **extra)
 
 
+def _recent_updates(config: AutoPause, window: Window):
+    """The updates among the latest SAME_VALUE_SCAN changes applied in the same-value window, found
+    on the index (workflow, applied_at): the cost stays bounded however fast the workflow applies."""
+    since = window.since(minutes=config.same_value_minutes)
+    latest = (
+        Change.objects.filter(workflow_id=config.workflow_id, applied_at__gte=since)
+        .order_by("-applied_at")
+        .values("pk")[:SAME_VALUE_SCAN]
+    )
+    return Change.objects.filter(pk__in=latest, operation=Change.Operation.UPDATE).order_by()
+
+
+def _set_to(applied, name: str):
+    """`applied` with `set_to`: the value each change applied to field `name` (a reviewer's
+    correction when there is one)."""
+    value = Case(When(edited_values__isnull=True, then=KT(f"values__{name}")), default=KT(f"edited_values__{name}"))
+    return applied.annotate(set_to=value)
+
+
 def _most_set(applied, name: str, values: set[str] | None) -> tuple[int, object] | None:
     """(records, value): the value the most records got in field `name` among `applied`, in one
     GROUP BY (a reviewer's correction is what was applied), among `values` if given (the batch's:
     only they can have grown). A record set twice counts twice: it was written twice."""
-    value = Case(When(edited_values__isnull=True, then=KT(f"values__{name}")), default=KT(f"edited_values__{name}"))
-    among = applied.annotate(set_to=value)
+    among = _set_to(applied, name)
     among = among.filter(set_to__in=sorted(values)) if values else among.filter(set_to__isnull=False)
     row = (
         among.values("set_to")

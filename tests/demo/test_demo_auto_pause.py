@@ -66,6 +66,10 @@ def test_the_bad_run_pauses_ticket_triage_and_alerts_its_runbook(demo, mailoutbo
     apply_queued(bad)
     # (A ticket the triage run tagged first is a conflict: the agent saw it untagged.)
     spam = bad.changes.filter(status=S.APPLIED).count()
+    # Paused in the middle of the run's batch: the 31st spam tag crossed the ceiling of 30, and
+    # what came after it is held, not written.
+    assert spam == 31
+    assert bad.changes.filter(status=S.HELD).count() > 0
 
     triage = Workflow.objects.get(name="ticket-triage")
     assert triage.is_paused

@@ -9,6 +9,8 @@ import itertools
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from approvals import lifecycle
@@ -276,6 +278,45 @@ def test_the_same_value_on_more_records_than_the_ceiling_pauses(agent, workflow)
         "minutes": 10,
         "threshold": 5,
     }
+
+
+def test_a_runaway_batch_is_paused_in_its_middle(agent, workflow):
+    """One batch of 20 spam tags, a ceiling of 5: the sixth record pauses it, the rest are held."""
+    breaker(workflow, max_same_value=5, same_value_minutes=10)
+    tickets = make_tickets(20)
+    changes = admit(agent, workflow, tickets, values={"tags": "spam"}, decision=Change.Decision.AUTO_APPLY)
+    counts = apply_changes(change_ids=[c.pk for c in changes])
+    assert (counts["applied"], counts["held"]) == (6, 14)
+    assert paused(workflow).pause_reason == (
+        "paused automatically: 'Tags' was set to spam on 6 tickets in the last 10 minutes, more than 5"
+    )
+    assert Ticket.objects.filter(tags="spam").count() == 6
+    assert Event.objects.filter(kind=K.PAUSED).count() == 1
+
+
+def test_a_burst_is_paused_in_the_middle_of_its_batch(agent, workflow):
+    breaker(workflow, max_applied_per_minute=5)
+    changes = admit(agent, workflow, make_tickets(12), decision=Change.Decision.AUTO_APPLY)
+    counts = apply_changes(change_ids=[c.pk for c in changes])
+    assert (counts["applied"], counts["held"]) == (6, 6)
+    assert (
+        paused(workflow).pause_reason == "paused automatically: 6 changes were applied in the last minute, more than 5"
+    )
+
+
+def test_counting_on_in_the_batch_reads_no_query_per_change(agent, workflow):
+    breaker(workflow, max_applied_per_minute=1000, max_same_value=1000)
+    batch = admit(agent, workflow, make_tickets(50), values={"tags": "spam"}, decision=Change.Decision.AUTO_APPLY)
+    with CaptureQueriesContext(connection) as reading:
+        tally = auto_pause.Tally.before(batch)
+    with CaptureQueriesContext(connection) as counting:
+        for change in batch:
+            change.applied_record_ids = change.record_ids
+            tally.applied(change)
+    # The window read once for the batch (its config, last resume, burst count, one GROUP BY).
+    assert len(reading) <= 4
+    assert len(counting) == 0
+    assert tally.same[(workflow.pk, "ticket", "tags", "spam")] == 50
 
 
 def test_a_change_to_several_records_counts_each_record(agent, workflow):
