@@ -53,10 +53,13 @@ def apply_changes(*, change_ids: Iterable[int]) -> dict[str, int]:
             if outcome == "applied" and tally is not None:
                 tally.applied(change)
     # Once for the batch, not per change: its outcomes can move these signals only. Each change
-    # committed in its own transaction above, so the check reads them all (see auto_pause).
-    auto_pause.check_after_commit(
-        {c.workflow_id for c in claimed}, auto_pause.AFTER_APPLY, fields=auto_pause.fields_of(claimed)
-    )
+    # committed in its own transaction above, so the check reads them all (see auto_pause); what
+    # the tally counted exactly is not read again.
+    ids = {c.workflow_id for c in claimed}
+    todo = tally.still_to_check(ids) if tally is not None else dict.fromkeys(ids, auto_pause.AFTER_APPLY)
+    fields = auto_pause.fields_of(claimed)
+    for workflow_id, signals in todo.items():
+        auto_pause.check_after_commit([workflow_id], signals, fields=fields)
     return counts
 
 

@@ -159,11 +159,14 @@ class Tally:
     # more records before asking it again.
     RECHECK_AFTER = 10
 
-    def __init__(self, configs: dict[int, AutoPause], burst: dict[int, int], same: dict[tuple, int]):
-        self.configs = configs
-        self.burst = burst  # workflow id -> changes applied in the last minute
-        self.same = same  # (workflow id, record type, field, value) -> records set so
+    def __init__(self, configs, burst, same, *, started: datetime, untallied: set[int]):
+        self.configs: dict[int, AutoPause] = configs
+        self.burst: dict[int, int] = burst  # workflow id -> changes applied in the last minute
+        self.same: dict[tuple, int] = same  # (workflow id, record type, field, value) -> records set so
         self.next_check: dict[tuple, int] = {}
+        self.started = started  # before the window was read
+        self.untallied = untallied  # workflows whose batch set values other than text
+        self.mine: dict[int, int] = {}  # workflow id -> changes this batch applied
 
     @classmethod
     def before(cls, batch: list[Change]) -> Tally | None:
@@ -176,8 +179,10 @@ class Tally:
         }
         if not configs:
             return None
+        started = timezone.now()
         burst: dict[int, int] = {}
         same: dict[tuple, int] = {}
+        untallied: set[int] = set()
         for workflow_id, config in configs.items():
             window = Window.of(config)
             if config.max_applied_per_minute is not None:
@@ -190,7 +195,8 @@ class Tally:
             for record_type, names in fields.items():
                 for name, values in names.items():
                     if values is None:
-                        continue  # not text: left to the check after the batch
+                        untallied.add(workflow_id)  # not text: left to the check after the batch
+                        continue
                     rows = (
                         _set_to(applied.filter(record_type=record_type), name)
                         .filter(set_to__in=sorted(values))
@@ -201,13 +207,14 @@ class Tally:
                     counts = dict(rows)
                     for value in values:
                         same[(workflow_id, record_type, name, value)] = int(counts.get(value) or 0)
-        return cls(configs, burst, same)
+        return cls(configs, burst, same, started=started, untallied=untallied)
 
     def applied(self, change: Change) -> None:
         """Count a change just applied (committed); pause its workflow if a ceiling is crossed."""
         config = self.configs.get(change.workflow_id)
         if config is None:
             return
+        self.mine[change.workflow_id] = self.mine.get(change.workflow_id, 0) + 1
         crossed = []
         if change.workflow_id in self.burst:
             self.burst[change.workflow_id] += 1
@@ -223,6 +230,21 @@ class Tally:
                         crossed.append(SAME_VALUE)
         if crossed and _check_each([change.workflow_id], tuple(dict.fromkeys(crossed)), fields_of([change])):
             self.configs.pop(change.workflow_id)  # paused: nothing more of it is applied in this batch
+
+    def still_to_check(self, workflow_ids: Iterable[int]) -> dict[int, tuple[str, ...]]:
+        """After the batch, the signals each workflow still needs read from the database: failures
+        always; burst and same value only where this batch's counts may be short of the truth —
+        another worker applied changes of the workflow meanwhile (one count on the index), or the
+        batch set values other than text — or where nothing was counted at all."""
+        todo = {}
+        for workflow_id in sorted(set(workflow_ids)):
+            if workflow_id not in self.configs:
+                todo[workflow_id] = AFTER_APPLY
+                continue
+            applied = Change.objects.filter(workflow_id=workflow_id, applied_at__gte=self.started).count()
+            others = applied > self.mine.get(workflow_id, 0)
+            todo[workflow_id] = AFTER_APPLY if others or workflow_id in self.untallied else (FAILURES,)
+        return todo
 
     def _crosses(self, key: tuple, count: int, ceiling: int | None) -> bool:
         if ceiling is None or count <= ceiling or count < self.next_check.get(key, 0):

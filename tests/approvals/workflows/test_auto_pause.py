@@ -319,6 +319,21 @@ def test_counting_on_in_the_batch_reads_no_query_per_change(agent, workflow):
     assert tally.same[(workflow.pk, "ticket", "tags", "spam")] == 50
 
 
+def test_after_a_tallied_batch_only_what_it_could_not_count_is_read_again(agent, workflow):
+    breaker(workflow, max_applied_per_minute=1000, max_same_value=1000)
+    batch = admit(agent, workflow, make_tickets(3), values={"tags": "spam"}, decision=Change.Decision.AUTO_APPLY)
+    tally = auto_pause.Tally.before(batch)
+    for change in batch:
+        change.applied_record_ids = change.record_ids
+        tally.applied(change)
+    Change.objects.filter(pk__in=[c.pk for c in batch]).update(applied_at=timezone.now())
+    assert tally.still_to_check([workflow.pk]) == {workflow.pk: (auto_pause.FAILURES,)}
+    # Another worker applied one of the workflow's changes meanwhile: its counts are read again.
+    other = admit(agent, workflow, make_tickets(1), decision=Change.Decision.AUTO_APPLY)[0]
+    Change.objects.filter(pk=other.pk).update(applied_at=timezone.now())
+    assert tally.still_to_check([workflow.pk]) == {workflow.pk: auto_pause.AFTER_APPLY}
+
+
 def test_a_change_to_several_records_counts_each_record(agent, workflow):
     breaker(workflow, max_same_value=5)
     tickets = make_tickets(6)
